@@ -1,0 +1,115 @@
+"""Inference checkpoints: safetensors weights with the model's kind and config in the metadata.
+
+``save_model(model, path)`` writes atomically (temp file + ``os.replace``). ``load_model(path)``
+rebuilds the model from the stored config and loads the weights with strict key matching; any
+mismatch is one ``CheckpointError`` line naming the missing, unexpected and mis-shaped keys.
+Nothing here unpickles: safetensors holds only tensors and strings.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .config import ConfigError, from_dict, to_dict
+from .registry import MODEL_KINDS, import_builtin_models, kind_of
+
+FORMAT = "infd/1"
+
+
+class CheckpointError(RuntimeError):
+    """A missing, unreadable or mismatched checkpoint."""
+
+
+@contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temp path beside ``path``; it replaces ``path`` only if the block finishes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(model: nn.Module, path: str | Path, extra: dict[str, str] | None = None) -> Path:
+    """Write ``model``'s weights and config to a ``.safetensors`` file, atomically."""
+    from safetensors.torch import save_file
+
+    metadata = {"format": FORMAT, "kind": kind_of(model), "config": json.dumps(to_dict(model.config))}
+    metadata.update(extra or {})
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
+    return Path(path)
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """``(state_dict, metadata)`` of a safetensors file, with one-line errors for bad files."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as err:  # safetensors raises several types for corrupt headers/data
+        raise CheckpointError(f"cannot read checkpoint {path}: {str(err).splitlines()[0]}") from None
+    return state, metadata
+
+
+def _short(keys, limit=5) -> str:
+    keys = sorted(keys)
+    more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint"):
+    """Load ``state`` into ``model``; any key or shape mismatch raises one readable ``CheckpointError``."""
+    own = model.state_dict()
+    missing, unexpected = own.keys() - state.keys(), state.keys() - own.keys()
+    shapes = [f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in sorted(own.keys() & state.keys()) if own[k].shape != state[k].shape]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {_short(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {_short(unexpected)}")
+    if shapes:
+        problems.append(f"shape mismatch: {_short(shapes, 3)}")
+    if problems:
+        raise CheckpointError(f"{source} does not match {type(model).__name__}: " + "; ".join(problems))
+    model.load_state_dict(state, strict=True)
+
+
+def build_model(kind: str, config: dict | object) -> nn.Module:
+    """Instantiate a registered model kind from a config dict or dataclass."""
+    import_builtin_models()
+    if kind not in MODEL_KINDS:
+        raise CheckpointError(f"unknown model kind '{kind}' (known: {', '.join(sorted(MODEL_KINDS))})")
+    cls, config_cls = MODEL_KINDS[kind]
+    return cls(config if isinstance(config, config_cls) else from_dict(config_cls, config))
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the model stored at ``path`` (kind + config from metadata), in eval mode on ``device``."""
+    state, metadata = read_checkpoint(path)
+    if metadata.get("format") != FORMAT or "kind" not in metadata or "config" not in metadata:
+        raise CheckpointError(f"{path} is not an infd checkpoint (no kind/config metadata)")
+    try:
+        model = build_model(metadata["kind"], json.loads(metadata["config"]))
+    except (ConfigError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path}: stored config is invalid: {err}") from None
+    load_state_strict(model, state, source=str(path))
+    return model.to(device).eval()
