@@ -1,0 +1,198 @@
+"""The neural-field autoencoder: ``z = E(inp)``, ``phi = D(z)``, ``rgb = R(phi, coord, cell)``.
+
+Encoder and decoder follow the LDM autoencoder family (a downsampling factor ``f = 2^(levels-1)``
+set by ``channel_mult``); the decoder drops LDM's RGB head and returns the feature field ``phi``
+(INFD, Sec. 3.1), which a renderer from ``renderers/`` turns into pixels on any grid. The latent is
+regularised by vector quantisation (``vq``), a diagonal Gaussian (``kl``) or nothing (``none``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from renderers import RendererConfig, make_renderer
+
+from ..registry import register_model
+from .blocks import AttnBlock, Downsample, MidBlock, ResnetBlock, Upsample, group_norm
+from .bottleneck import DiagonalGaussian, VectorQuantizer
+
+
+@dataclass
+class AutoencoderConfig:
+    input_size: int = 256  # the encoder's fixed (square) input size
+    in_channels: int = 3
+    channels: int = 128
+    channel_mult: tuple[int, ...] = (1, 2, 4)
+    num_res_blocks: int = 2
+    attn_resolutions: tuple[int, ...] = ()  # feature sizes (pixels a side) that get self-attention
+    mid_attention: bool = True
+    dropout: float = 0.0
+    norm_groups: int = 32
+    z_channels: int = 3
+    bottleneck: Literal["vq", "kl", "none"] = "vq"
+    num_codes: int = 8192
+    beta: float = 0.25  # VQ commitment weight
+    field_channels: int = 128  # width of phi; a 3x3 conv is added if it differs from channels * mult[0]
+    renderer: RendererConfig = field(default_factory=RendererConfig)
+
+    def __post_init__(self):
+        factor = 2 ** (len(self.channel_mult) - 1)
+        if not self.channel_mult:
+            raise ValueError("channel_mult must not be empty")
+        if self.input_size % factor:
+            raise ValueError(f"input_size {self.input_size} is not divisible by the downsampling factor {factor}")
+
+    @property
+    def factor(self) -> int:
+        """Downsampling factor from image to latent (and upsampling from latent to field)."""
+        return 2 ** (len(self.channel_mult) - 1)
+
+    @property
+    def latent_size(self) -> int:
+        return self.input_size // self.factor
+
+
+class Encoder(nn.Module):
+    """``(B, in_channels, S, S) -> (B, out_channels, S / f, S / f)`` (LDM encoder layout)."""
+
+    def __init__(self, c: AutoencoderConfig, out_channels: int):
+        super().__init__()
+        g = c.norm_groups
+        self.conv_in = nn.Conv2d(c.in_channels, c.channels, 3, padding=1)
+        widths = [c.channels * m for m in (1, *c.channel_mult)]
+        resolution = c.input_size
+        self.down = nn.ModuleList()
+        for level, mult in enumerate(c.channel_mult):
+            stage = nn.Module()
+            block_in, block_out = widths[level], widths[level + 1]
+            stage.block = nn.ModuleList()
+            stage.attn = nn.ModuleList()
+            for _ in range(c.num_res_blocks):
+                stage.block.append(ResnetBlock(block_in, block_out, c.dropout, g))
+                stage.attn.append(AttnBlock(block_out, g) if resolution in c.attn_resolutions else nn.Identity())
+                block_in = block_out
+            if level != len(c.channel_mult) - 1:
+                stage.downsample = Downsample(block_in)
+                resolution //= 2
+            self.down.append(stage)
+        self.mid = MidBlock(block_in, c.mid_attention, c.dropout, g)
+        self.norm_out = group_norm(block_in, g)
+        self.conv_out = nn.Conv2d(block_in, out_channels, 3, padding=1)
+
+    def forward(self, x):
+        h = self.conv_in(x)
+        for stage in self.down:
+            for block, attn in zip(stage.block, stage.attn):
+                h = attn(block(h))
+            if hasattr(stage, "downsample"):
+                h = stage.downsample(h)
+        h = self.mid(h)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+class FieldDecoder(nn.Module):
+    """``z (B, z_channels, h, w) -> phi (B, field_channels, h f, w f)``: the LDM decoder minus its RGB head."""
+
+    def __init__(self, c: AutoencoderConfig):
+        super().__init__()
+        g = c.norm_groups
+        block_in = c.channels * c.channel_mult[-1]
+        resolution = c.latent_size
+        self.conv_in = nn.Conv2d(c.z_channels, block_in, 3, padding=1)
+        self.mid = MidBlock(block_in, c.mid_attention, c.dropout, g)
+        up = []
+        for level in reversed(range(len(c.channel_mult))):
+            stage = nn.Module()
+            block_out = c.channels * c.channel_mult[level]
+            stage.block = nn.ModuleList()
+            stage.attn = nn.ModuleList()
+            for _ in range(c.num_res_blocks + 1):
+                stage.block.append(ResnetBlock(block_in, block_out, c.dropout, g))
+                stage.attn.append(AttnBlock(block_out, g) if resolution in c.attn_resolutions else nn.Identity())
+                block_in = block_out
+            if level != 0:
+                stage.upsample = Upsample(block_in)
+                resolution *= 2
+            up.insert(0, stage)  # self.up[level], as in LDM
+        self.up = nn.ModuleList(up)
+        self.norm_out = group_norm(block_in, g)
+        self.conv_out = (nn.Conv2d(block_in, c.field_channels, 3, padding=1)
+                         if c.field_channels != block_in else None)
+
+    def forward(self, z):
+        h = self.mid(self.conv_in(z))
+        for stage in reversed(self.up):
+            for block, attn in zip(stage.block, stage.attn):
+                h = attn(block(h))
+            if hasattr(stage, "upsample"):
+                h = stage.upsample(h)
+        phi = F.silu(self.norm_out(h))
+        return phi if self.conv_out is None else self.conv_out(phi)
+
+
+@register_model("autoencoder", AutoencoderConfig)
+class NeuralFieldAutoencoder(nn.Module):
+    """Encoder + bottleneck + field decoder + renderer.
+
+    - ``encode(inp (B, 3, S, S) in [-1, 1]) -> z (B, z_channels, S/f, S/f)``: the continuous latent
+      (before quantisation for VQ, the mean for KL) that stage 2 learns to generate.
+    - ``decode(z) -> phi (B, field_channels, S, S)``: quantises (VQ) then decodes the field.
+    - ``render(phi, coord, cell) -> rgb (B, 3, H, W)``: any grid, any crop.
+    """
+
+    def __init__(self, config: AutoencoderConfig):
+        super().__init__()
+        self.config = c = config
+        moments = 2 * c.z_channels if c.bottleneck == "kl" else c.z_channels
+        self.encoder = Encoder(c, moments)
+        self.quant_conv = nn.Conv2d(moments, moments, 1)
+        self.quantize = VectorQuantizer(c.num_codes, c.z_channels, c.beta) if c.bottleneck == "vq" else None
+        self.post_quant_conv = nn.Conv2d(c.z_channels, c.z_channels, 1)
+        self.decoder = FieldDecoder(c)
+        self.renderer = make_renderer(c.renderer, c.field_channels)
+
+    def prepare_input(self, img: torch.Tensor) -> torch.Tensor:
+        """Resize a square ``(B, 3, H, W)`` image to the encoder's input size (antialiased bicubic)."""
+        S = self.config.input_size
+        if img.shape[-2:] == (S, S):
+            return img
+        if img.shape[-1] != img.shape[-2]:
+            raise ValueError(f"the encoder takes square images, got {tuple(img.shape[-2:])}; crop or pad first")
+        return F.interpolate(img, size=(S, S), mode="bicubic", antialias=True, align_corners=False).clamp(-1, 1)
+
+    def _moments(self, inp: torch.Tensor) -> torch.Tensor:
+        S = self.config.input_size
+        if inp.shape[-2:] != (S, S):
+            raise ValueError(f"encoder input must be {S}x{S}, got {tuple(inp.shape[-2:])} (use prepare_input)")
+        return self.quant_conv(self.encoder(inp))
+
+    def encode(self, inp: torch.Tensor) -> torch.Tensor:
+        """Continuous latent ``z`` of ``inp (B, 3, S, S)``."""
+        moments = self._moments(inp)
+        return DiagonalGaussian(moments).mode() if self.config.bottleneck == "kl" else moments
+
+    def decode(self, z: torch.Tensor, quantize: bool = True) -> torch.Tensor:
+        """Field ``phi`` of a latent ``z``; VQ models snap ``z`` to the codebook first (unless told not to)."""
+        if self.quantize is not None and quantize:
+            z = self.quantize(z)[0]
+        return self.decoder(self.post_quant_conv(z))
+
+    def render(self, phi: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        return self.renderer(phi, coord, cell)
+
+    def forward(self, inp: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor):
+        """Training pass: ``(rgb (B, 3, H, W), reg_loss ())``, the bottleneck's VQ or KL term."""
+        moments = self._moments(inp)
+        if self.config.bottleneck == "vq":
+            z, reg, _ = self.quantize(moments)
+        elif self.config.bottleneck == "kl":
+            posterior = DiagonalGaussian(moments)
+            z, reg = posterior.sample(), posterior.kl().mean()
+        else:
+            z, reg = moments, moments.new_zeros(())
+        phi = self.decoder(self.post_quant_conv(z))
+        return self.render(phi, coord, cell), reg
