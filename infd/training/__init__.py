@@ -1,0 +1,1 @@
+"""Training loops and the pieces they share (run directory, resumable state, EMA, NaN guard)."""

@@ -1,0 +1,63 @@
+"""Resumable training state: atomic ``torch.save`` files, loaded with ``weights_only=True``.
+
+A run directory holds ``checkpoints/state-<step>.pt`` (everything needed to continue exactly: model,
+optimisers, EMA, step, RNG states, data position) and ``checkpoints/model-<step>.safetensors`` (the
+inference weights with their config). ``latest_state(run_dir)`` finds the newest complete state;
+partial files never exist because every write goes to a temp file first and is then renamed.
+"""
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import atomic_path
+
+STATE_RE = re.compile(r"state-(\d{8})\.pt$")
+
+
+def rng_state() -> dict:
+    """Python and torch (CPU, and CUDA when present) RNG states, in a ``weights_only``-safe form."""
+    state = {"python": list(random.getstate()[1]), "python_pos": random.getstate()[2],
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict):
+    random.setstate((3, tuple(state["python"]), state["python_pos"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_state(run_dir: str | Path, step: int, state: dict, keep: int = 2) -> Path:
+    """Write ``state`` as ``checkpoints/state-<step>.pt`` atomically; keep only the newest ``keep``."""
+    folder = Path(run_dir) / "checkpoints"
+    path = folder / f"state-{step:08d}.pt"
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    for old in list_states(run_dir)[:-keep] if keep > 0 else []:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def list_states(run_dir: str | Path) -> list[Path]:
+    """Complete state files of a run, oldest first."""
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if STATE_RE.search(p.name))
+
+
+def latest_state(run_dir: str | Path) -> Path | None:
+    states = list_states(run_dir)
+    return states[-1] if states else None
+
+
+def load_state(path: str | Path) -> dict:
+    """Load a training state saved by ``save_state`` (tensors and plain containers only)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
