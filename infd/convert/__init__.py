@@ -1,0 +1,1 @@
+"""Importers for weights of other codebases."""
