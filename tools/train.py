@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Train infd models.
+
+Examples:
+  python tools/train.py ae --config configs/train/ae_cpu.yaml
+  python tools/train.py ae --config configs/train/ae_cpu.yaml --set max_steps=200 --run-dir runs/try
+  python tools/train.py ae --config configs/train/ae_ffhq.yaml --dry-run      # print the resolved config
+  accelerate launch --multi_gpu --num_processes 8 tools/train.py ae --config configs/train/ae_ffhq.yaml
+
+A run directory holds config.yaml (resolved), log.jsonl, tb/ (TensorBoard), images/ and checkpoints/.
+Running the same command again resumes from the latest checkpoint (use --no-resume to start over).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stage", choices=["ae"], help="what to train: ae (stage 1 autoencoder)")
+    parser.add_argument("--config", required=True, help="experiment YAML (see configs/train/)")
+    parser.add_argument("--run-dir", help="override the config's run_dir")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys, e.g. max_steps=100")
+    parser.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints in the run directory")
+    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from infd.config import ConfigError, load_config, parse_overrides, to_dict
+
+    try:
+        overrides = parse_overrides(args.set)
+        if args.run_dir:
+            overrides["run_dir"] = args.run_dir
+        from infd.training.ae_loop import AETrainConfig, train_autoencoder
+
+        config = load_config(AETrainConfig, args.config, overrides)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        import yaml
+
+        print(yaml.safe_dump(to_dict(config), sort_keys=False), end="")
+        return 0
+    run_dir = train_autoencoder(config, resume=not args.no_resume, progress=not args.no_progress)
+    print(f"run directory: {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
