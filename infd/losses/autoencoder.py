@@ -1,0 +1,110 @@
+"""The stage-1 objective of the neural-field autoencoder (INFD, Sec. 3.2; LDM/taming recipe).
+
+    L_rec = w_l1 * |x - x_hat|_1 + w_p * LPIPS(x, x_hat)
+    L     = L_rec + w_gan * lambda * L_G + w_reg * L_reg       (lambda: adaptive weight, see gan.py)
+    L_D   = hinge(D(x), D(sg(x_hat)))                          (separate discriminator step)
+
+``x`` is the ground-truth patch and ``x_hat`` the rendered patch, both ``(B, 3, H, W)`` in [-1, 1];
+``L_reg`` is the bottleneck's VQ or KL term, computed by the model and passed in as a scalar.
+The GAN terms are off (weight 0, no discriminator pass) before ``gan_start_step``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .discriminator import PatchDiscriminator, PatchDiscriminatorConfig
+from .gan import adaptive_gan_weight, hinge_d_loss, hinge_g_loss
+from .lpips import LPIPS, load_lpips
+
+
+@dataclass
+class AutoencoderLossConfig:
+    l1_weight: float = 1.0
+    perceptual_weight: float = 1.0  # LPIPS-VGG; 0 skips loading the LPIPS network
+    gan_weight: float = 0.75  # times the adaptive weight; 0 disables the GAN
+    gan_start_step: int = 0
+    adaptive_gan_weight: bool = True  # False: the GAN term is weighted by gan_weight alone
+    max_adaptive_weight: float = 1e4
+    reg_weight: float = 1.0  # VQ: 1.0; KL: typically 1e-6
+    discriminator: PatchDiscriminatorConfig = field(default_factory=PatchDiscriminatorConfig)
+    lpips_weights: str | None = None  # converted LPIPS file; None: $INFD_LPIPS_WEIGHTS or the cache
+
+    def __post_init__(self):
+        for name in ("l1_weight", "perceptual_weight", "gan_weight", "gan_start_step", "max_adaptive_weight",
+                     "reg_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+
+class AutoencoderLoss(nn.Module):
+    """Generator and discriminator losses of stage 1; owns the discriminator and the LPIPS network.
+
+    ``lpips`` overrides the network loaded from ``config.lpips_weights`` (e.g. a random one in tests).
+    Save ``self.discriminator``'s state for resuming; the LPIPS weights are fixed and not trained.
+    """
+
+    def __init__(self, config: AutoencoderLossConfig, lpips: LPIPS | None = None):
+        super().__init__()
+        self.config = config
+        self.discriminator = PatchDiscriminator(config.discriminator)
+        if lpips is None and config.perceptual_weight > 0:
+            lpips = load_lpips(config.lpips_weights)
+        self.lpips = lpips
+
+    def gan_active(self, step: int) -> bool:
+        """Whether the GAN terms count at ``step`` (and so whether to run the discriminator step)."""
+        return self.config.gan_weight > 0 and step >= self.config.gan_start_step
+
+    def generator_loss(self, real: torch.Tensor, fake: torch.Tensor, reg_loss: torch.Tensor,
+                       last_layer: torch.Tensor | None, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``(L (), logs)`` for ground truth ``real`` and rendered ``fake``, both ``(B, 3, H, W)``.
+
+        ``last_layer`` is the renderer's ``.last_layer`` weight (for the adaptive weight). Without
+        autograd (validation), the adaptive weight is 0 and the GAN term is only logged.
+        ``logs`` holds detached scalars: loss, l1, lpips, rec, g_adv, gan_weight, reg.
+        """
+        if real.shape != fake.shape:
+            raise ValueError(f"real and fake must have one shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
+        c = self.config
+        l1 = (fake.float() - real.float()).abs().mean()  # fp32 under autocast
+        perceptual = self.lpips(fake, real).mean() if self.lpips is not None and c.perceptual_weight > 0 \
+            else l1.new_zeros(())
+        rec = c.l1_weight * l1 + c.perceptual_weight * perceptual
+        reg_loss = torch.as_tensor(reg_loss, dtype=rec.dtype, device=rec.device)
+        total = rec + c.reg_weight * reg_loss
+        g_adv, gan_weight = l1.new_zeros(()), l1.new_zeros(())
+        if self.gan_active(step):
+            g_adv = hinge_g_loss(self.discriminator(fake))
+            gan_weight = self._gan_weight(rec, g_adv, last_layer)
+            total = total + gan_weight * g_adv
+        logs = {"loss": total, "l1": l1, "lpips": perceptual, "rec": rec, "g_adv": g_adv,
+                "gan_weight": gan_weight, "reg": reg_loss}
+        return total, {k: v.detach() for k, v in logs.items()}
+
+    forward = generator_loss
+
+    def _gan_weight(self, rec: torch.Tensor, g_adv: torch.Tensor, last_layer: torch.Tensor | None) -> torch.Tensor:
+        c = self.config
+        if not c.adaptive_gan_weight:
+            return g_adv.new_tensor(c.gan_weight)
+        if not torch.is_grad_enabled():
+            return g_adv.new_zeros(())
+        if last_layer is None:
+            raise ValueError("the adaptive GAN weight needs last_layer (the renderer's .last_layer weight)")
+        return c.gan_weight * adaptive_gan_weight(rec, g_adv, last_layer, c.max_adaptive_weight)
+
+    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor,
+                           step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``(L_D (), logs)``: hinge loss on ``real`` and the generator's output ``fake`` (detached here).
+
+        Reuses the generator step's ``fake``: no second encode/decode/render. Zero before the GAN starts.
+        """
+        logits_real = self.discriminator(real.detach())
+        logits_fake = self.discriminator(fake.detach())
+        factor = 1.0 if self.gan_active(step) else 0.0
+        d_loss = factor * hinge_d_loss(logits_real, logits_fake)
+        logs = {"d_loss": d_loss, "logits_real": logits_real.mean(), "logits_fake": logits_fake.mean()}
+        return d_loss, {k: v.detach() for k, v in logs.items()}
