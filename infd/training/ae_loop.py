@@ -6,6 +6,7 @@ the same ``rgb`` (detached), so each step encodes, decodes and renders once.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -15,6 +16,9 @@ from typing import Literal
 import torch
 from tqdm.auto import tqdm
 
+from data import DataConfig, make_loader
+
+from ..ae_eval import first_images, reconstruction_grid
 from ..checkpoint import save_model
 from ..losses import AutoencoderLoss, AutoencoderLossConfig
 from ..models.autoencoder import AutoencoderConfig, NeuralFieldAutoencoder
@@ -31,12 +35,12 @@ log = logging.getLogger("infd.train")
 @dataclass
 class AETrainConfig:
     model: AutoencoderConfig = field(default_factory=AutoencoderConfig)
-    data: "DataConfig" = None  # filled in by __post_init__ (import kept lazy for start-up speed)
+    data: DataConfig = field(default_factory=DataConfig)  # data.batch_size is the per-process batch
+    val_data: DataConfig = field(default_factory=lambda: DataConfig(mode="whole", resampled=False))
     loss: AutoencoderLossConfig = field(default_factory=AutoencoderLossConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     disc_optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     run_dir: str = "runs/ae"
-    batch_size: int = 8  # per process
     max_steps: int = 1000
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     grad_clip: float = 0.0  # max grad norm; 0 disables
@@ -64,8 +68,6 @@ def average_gradients(module: torch.nn.Module, acc):
 
 def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool = True) -> Path:
     """Run (or continue) stage-1 training; returns the run directory."""
-    from data import make_loader
-
     run_dir = Path(config.run_dir)
     if config.deterministic:
         set_deterministic(config.seed)
@@ -102,12 +104,16 @@ def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool
     jsonl = JsonlLog(run_dir, enabled=acc.is_main_process)
 
     data_seed = config.seed if config.exact_resume or step == 0 else config.seed + step
-    loader = make_loader(config.data, batch_size=config.batch_size, rank=acc.process_index,
-                         world_size=acc.num_processes, seed=data_seed)
+    loader = make_loader(dataclasses.replace(config.data, seed=data_seed), rank=acc.process_index,
+                         world_size=acc.num_processes)
     batches = iter(loader)
     if config.exact_resume and samples_seen:
-        for _ in range(samples_seen // (config.batch_size * acc.num_processes)):
+        for _ in range(samples_seen // (config.data.batch_size * acc.num_processes)):
             next(batches)  # replay, so the stream continues exactly where the saved run was
+
+    # The same held-out photos for every reconstruction grid (val_data, or the training shards).
+    val_data = config.val_data if config.val_data.urls else config.data
+    val_images = first_images(val_data, config.num_val_images) if config.image_every and acc.is_main_process else []
 
     guard = NanGuard(config.max_nonfinite_steps)
     unwrapped = acc.unwrap_model(model)
@@ -168,10 +174,11 @@ def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool
                 acc.log(values, step=step)
                 bar.set_postfix(loss=f"{values.get('loss', float('nan')):.4f}", it_s=f"{rate:.2f}")
             bar.update(1)
-            if config.image_every and step % config.image_every == 0 and acc.is_main_process:
-                from .validate import write_reconstruction_grid
-
-                write_reconstruction_grid(ema.model if ema is not None else unwrapped, config, step)
+            if val_images and step % config.image_every == 0:
+                shown = ema.model if ema is not None else unwrapped
+                reconstruction_grid(shown, val_data, val_images, config.val_sizes,
+                                    run_dir / "images" / f"recon-{step:08d}.png", device=acc.device)
+                unwrapped.train()  # the grid switched the model to eval mode
             if step % config.checkpoint_every == 0 or step == config.max_steps:
                 checkpoint()
         if stop.requested and step % config.checkpoint_every:
