@@ -1,0 +1,215 @@
+"""Webdataset tar shards holding original encoded photos: writing them from a folder, reading them.
+
+Each image becomes one sample ``{key}.{ext}`` (the file's bytes, untouched) plus ``{key}.json``
+(``width``/``height`` as displayed, i.e. after EXIF orientation, ``source`` = path relative to
+the source folder, ``format``, ``mode``, ``bytes``). Keys are ``%08d`` indices in a deterministic
+order (relative paths sorted), so the same folder always gives the same shards, byte for byte
+(fixed tar mtime/owner). A shard holds at most ``max_count`` samples and ``max_size`` bytes
+(tar padding included; a single larger sample still gets a shard of its own). Shards are written to a temporary name
+and renamed when complete. Files that do not decode (``verify``) are skipped and reported.
+
+``read_shard(url)`` streams the samples of one shard: a local path or anything webdataset's
+``gopen`` opens (``pipe:cmd``, ``http(s)://`` via curl, ...).
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from .decode import IMAGE_EXTENSIONS, DecodeConfig, DecodeError, finish_decode, open_image, \
+    oriented_size, request_draft
+
+_BLOCK = 512  # tar block size
+
+
+class ShardError(ValueError):
+    """Bad arguments for writing shards (pattern, limits, source folder)."""
+
+
+@dataclass
+class ShardSummary:
+    """What ``write_shards`` did: counts, shard paths and every skipped file with its reason."""
+
+    written: int = 0
+    total_bytes: int = 0
+    shards: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def format(self) -> str:
+        """A human-readable multi-line report."""
+        lines = [f"images written: {self.written} ({self.total_bytes / 1e6:.1f} MB) "
+                 f"in {len(self.shards)} shard(s)", f"skipped: {len(self.skipped)}"]
+        lines += [f"  {path}: {reason}" for path, reason in self.skipped]
+        return "\n".join(lines)
+
+
+def list_images(src_dir: str | Path) -> list[Path]:
+    """Image files under ``src_dir`` (recursive, by extension, case-insensitive), sorted by their
+    relative path; hidden files and folders are ignored."""
+    root = Path(src_dir)
+    if not root.is_dir():
+        raise ShardError(f"source folder not found: {root}")
+    found = []
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if not name.startswith(".") and name.rsplit(".", 1)[-1].lower() in IMAGE_EXTENSIONS \
+                    and "." in name:
+                found.append(Path(folder) / name)
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def inspect_image(data: bytes, verify: bool = True, decode: DecodeConfig | None = None) -> dict:
+    """Metadata of encoded bytes; with ``verify`` the pixels are decoded too (cheaply: JPEGs at
+    1/8 scale, which still reads every byte). Raises ``DecodeError`` for unusable files."""
+    decode = decode or DecodeConfig()
+    img = open_image(data, decode.max_pixels)
+    width, height = oriented_size(img)
+    meta = {"width": width, "height": height, "format": img.format, "mode": img.mode, "bytes": len(data)}
+    if verify:
+        request_draft(img, (1, 1))
+        finish_decode(img, decode.background)
+    return meta
+
+
+def _member_size(nbytes: int) -> int:
+    return _BLOCK + -(-nbytes // _BLOCK) * _BLOCK
+
+
+class ShardWriter:
+    """Deterministic tar shards from ``pattern % index`` (e.g. ``out/shards-%06d.tar``)."""
+
+    def __init__(self, pattern: str, max_count: int = 10000, max_size: int = 1_000_000_000):
+        check_pattern(pattern)
+        if max_count <= 0 or max_size <= 0:
+            raise ShardError(f"max_count and max_size must be positive, got {max_count}, {max_size}")
+        self.pattern, self.max_count, self.max_size = pattern, max_count, max_size
+        self.paths: list[str] = []
+        self._tar = self._tmp = None
+        self._count = self._size = 0
+
+    def write(self, key: str, files: dict[str, bytes]) -> None:
+        """Add one sample: ``files`` maps extensions to bytes, stored as ``{key}.{ext}``."""
+        size = sum(_member_size(len(data)) for data in files.values())
+        if self._tar is not None and (self._count >= self.max_count
+                                      or self._size + size + tarfile.RECORDSIZE > self.max_size):
+            self._finish()
+        if self._tar is None:
+            self._start()
+        for ext, data in files.items():
+            info = tarfile.TarInfo(f"{key}.{ext}")
+            info.size, info.mtime, info.mode = len(data), 0, 0o444
+            self._tar.addfile(info, io.BytesIO(data))
+        self._count += 1
+        self._size += size
+
+    def _start(self) -> None:
+        path = self.pattern % len(self.paths)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = f"{path}.tmp"
+        self._tar = tarfile.open(self._tmp, "w", format=tarfile.USTAR_FORMAT)
+        self.paths.append(path)
+        self._count = self._size = 0
+
+    def _finish(self) -> None:
+        self._tar.close()
+        os.replace(self._tmp, self.paths[-1])
+        self._tar = self._tmp = None
+
+    def close(self) -> list[str]:
+        """Finish the last shard; returns every shard path written."""
+        if self._tar is not None:
+            self._finish()
+        return list(self.paths)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is None:
+            self.close()
+        elif self._tar is not None:  # leave no half-written shard behind
+            self._tar.close()
+            os.remove(self._tmp)
+
+
+def check_pattern(pattern: str) -> str:
+    """A shard name pattern must hold one integer field, e.g. ``shards-%06d.tar``."""
+    try:
+        first, second = pattern % 0, pattern % 1
+    except (TypeError, ValueError):
+        first = second = None
+    if first is None or first == second or not first.endswith(".tar"):
+        raise ShardError(f"shard pattern must contain one integer field and end in .tar, "
+                         f"like out/shards-%06d.tar; got {pattern!r}")
+    return pattern
+
+
+def write_shards(files: Iterable[str | Path], root: str | Path, pattern: str, *, max_count: int = 10000,
+                 max_size: int = 1_000_000_000, verify: bool = True, decode: DecodeConfig | None = None,
+                 on_file: Callable[[Path, str | None], None] | None = None) -> ShardSummary:
+    """Write ``files`` (paths under ``root``, in the given order) into tar shards.
+
+    ``on_file(path, skip_reason_or_None)`` is called after each file (progress bars). Unreadable
+    files are skipped and listed in the summary, never fatal.
+    """
+    root = Path(root)
+    summary = ShardSummary()
+    with ShardWriter(pattern, max_count, max_size) as writer:
+        for path in files:
+            path = Path(path)
+            relative = path.relative_to(root).as_posix()
+            try:
+                data = path.read_bytes()
+                meta = inspect_image(data, verify, decode)
+            except (OSError, DecodeError) as err:
+                reason = str(err) if isinstance(err, DecodeError) else f"cannot read: {err}"
+                summary.skipped.append((relative, reason))
+                if on_file:
+                    on_file(path, reason)
+                continue
+            meta["source"] = relative
+            key = f"{summary.written:08d}"
+            ext = path.suffix[1:].lower()
+            writer.write(key, {ext: data, "json": json.dumps(meta, sort_keys=True).encode()})
+            summary.written += 1
+            summary.total_bytes += len(data)
+            if on_file:
+                on_file(path, None)
+        summary.shards = writer.close()
+    return summary
+
+
+def read_shard(url: str) -> Iterator[dict]:
+    """Samples ``{"__key__", "__url__", ext: bytes, ...}`` of one tar shard, in file order.
+
+    Consecutive files sharing a key (the name up to the first dot of its last path part) form a
+    sample. A read error ends the shard with an exception after the complete samples before it.
+    """
+    from webdataset.gopen import gopen  # imported here: only readers need webdataset
+
+    stream = gopen(url, "rb")
+    try:
+        with tarfile.open(fileobj=stream, mode="r|*") as tar:
+            sample = None
+            for member in tar:
+                folder, _, name = member.name.rpartition("/")
+                if not member.isreg() or "." not in name:
+                    continue
+                stem, ext = name.split(".", 1)
+                key = f"{folder}/{stem}" if folder else stem
+                data = tar.extractfile(member).read()
+                if sample is None or sample["__key__"] != key:
+                    if sample is not None:
+                        yield sample
+                    sample = {"__key__": key, "__url__": url}
+                sample[ext.lower()] = data
+            if sample is not None:
+                yield sample
+    finally:
+        stream.close()

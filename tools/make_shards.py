@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Pack a folder of photos into webdataset tar shards (original bytes + JSON metadata).
+
+Example:
+    PYTHONPATH=. python3 tools/make_shards.py ~/photos out/photos-%06d.tar --max-count 1000 --max-size 1G
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tqdm import tqdm
+
+from data.decode import DecodeConfig
+from data.shards import ShardError, check_pattern, list_images, write_shards
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit code 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def parse_size(text: str) -> int:
+    """``"1G"``, ``"500M"``, ``"64K"``, ``"1e9"`` or ``"123"`` -> bytes (decimal units)."""
+    units = {"K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+    text = text.strip().upper().removesuffix("B")
+    try:
+        value = float(text[:-1]) * units[text[-1]] if text and text[-1] in units else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 500M or 1G)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return int(value)
+
+
+def main(argv=None) -> int:
+    parser = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("src_dir", help="folder searched recursively for jpg/jpeg/png/webp/bmp/tif/tiff")
+    parser.add_argument("out_pattern", help="shard names with one integer field, e.g. out/photos-%%06d.tar")
+    parser.add_argument("--max-count", type=int, default=10000, help="images per shard (default 10000)")
+    parser.add_argument("--max-size", type=parse_size, default="1G", help="bytes per shard, e.g. 500M (default 1G)")
+    parser.add_argument("--no-verify", action="store_true", help="skip the full decode check of every image")
+    parser.add_argument("--max-pixels", type=int, default=DecodeConfig.max_pixels,
+                        help="skip images with more pixels (decompression-bomb limit, default 100M)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if args.max_count <= 0:
+        parser.error(f"--max-count must be positive, got {args.max_count}")
+    try:
+        check_pattern(args.out_pattern)
+        files = list_images(args.src_dir)
+        if not files:
+            raise ShardError(f"no images (jpg, jpeg, png, webp, bmp, tif, tiff) under {args.src_dir}")
+        with tqdm(total=len(files), unit="img", disable=args.quiet, file=sys.stderr) as bar:
+            skipped = [0]
+
+            def on_file(path, reason):
+                skipped[0] += reason is not None
+                bar.set_postfix(skipped=skipped[0], refresh=False)
+                bar.update()
+            summary = write_shards(files, args.src_dir, args.out_pattern, max_count=args.max_count,
+                                   max_size=args.max_size, verify=not args.no_verify,
+                                   decode=DecodeConfig(max_pixels=args.max_pixels), on_file=on_file)
+    except (ShardError, OSError) as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
+    print(summary.format())
+    for path in summary.shards:
+        print(f"wrote {path}")
+    return 0 if summary.written else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
