@@ -1,0 +1,1 @@
+"""Networks of infd: the neural-field autoencoder and the diffusion backbones."""
