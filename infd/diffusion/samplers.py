@@ -114,6 +114,8 @@ def sample_ddpm(model, x_T: torch.Tensor, schedule: NoiseSchedule, steps: int | 
     With ``steps < T`` the chain runs on the respaced schedule ``beta_ts = 1 - abar_t / abar_s``
     (Nichol & Dhariwal 2021, Sec. 4). ``variance``: "small" is the posterior variance
     ``(1 - abar_s) / (1 - abar_t) beta_ts``, "large" is ``beta_ts``; the last step adds no noise.
+    On Gaussian data with the exact denoiser, "small" loses about 1% of the std at 1000 steps (it
+    ignores the uncertainty of x0_pred), "large" is within Monte-Carlo noise; fewer steps lose more.
     """
     _check(x_T, prediction)
     if variance not in ("small", "large"):

@@ -14,7 +14,6 @@ resized as a 2D grid for other sizes; "sinusoidal" is a fixed 2D sin-cos embeddi
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
