@@ -6,8 +6,8 @@ import torch
 
 from diffusion_testing import one_thread, perturbed, tiny_unet, tiny_uvit  # noqa: F401  (autouse fixture)
 from infd.checkpoint import load_model, save_model
-from infd.config import ConfigError
-from infd.diffusion.config import build_backbone, build_schedule, load_diffusion_config
+from infd.config import ConfigError, from_dict, to_dict
+from infd.diffusion.config import DiffusionConfig, build_backbone, build_schedule, load_diffusion_config
 from infd.models.unet import UNet, UNetConfig
 from infd.models.uvit import UViTConfig
 
@@ -133,6 +133,7 @@ def test_paper_unet_config_has_the_ldm_size():
         model = build_backbone(config)
     count = sum(p.numel() for p in model.parameters())
     assert 273e6 < count < 275e6  # LDM reports 274M for its FFHQ LDM-4 UNet
+    assert from_dict(DiffusionConfig, to_dict(config)) == config
     schedule = build_schedule(config)
     assert schedule.num_steps == 1000 and schedule.betas[-1].item() == pytest.approx(0.0195)
 

@@ -104,7 +104,8 @@ def null_label_cond(cond, num_classes: int | None):
     if isinstance(cond, dict):
         if "context" in cond:
             raise ValueError("cannot make a null text context; pass null_cond= (the empty prompt's context)")
-        return {**cond, "y": torch.full_like(cond["y"], num_classes)}
-    if isinstance(cond, torch.Tensor) and not cond.is_floating_point():
+        if "y" in cond:
+            return {**cond, "y": torch.full_like(cond["y"], num_classes)}
+    elif isinstance(cond, torch.Tensor) and not cond.is_floating_point():
         return torch.full_like(cond, num_classes)
     raise ValueError("null_cond needs class labels (B,) or a dict with 'y'")
