@@ -1,0 +1,1 @@
+"""Latent diffusion: noise schedules, training objective, samplers and guidance, independent of the backbone."""
