@@ -49,8 +49,8 @@ def main(argv=None) -> int:
 
         print(yaml.safe_dump(to_dict(config), sort_keys=False), end="")
         return 0
-    run_dir = train_autoencoder(config, resume=not args.no_resume, progress=not args.no_progress)
-    print(f"run directory: {run_dir}")
+    result = train_autoencoder(config, resume=not args.no_resume, progress=not args.no_progress)
+    print(f"stopped at step {result.step}; run directory: {result.run_dir}")
     return 0
 
 

@@ -66,8 +66,15 @@ def average_gradients(module: torch.nn.Module, acc):
             p.grad.copy_(acc.reduce(p.grad, reduction="mean"))
 
 
-def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool = True) -> Path:
-    """Run (or continue) stage-1 training; returns the run directory."""
+@dataclass
+class TrainResult:
+    run_dir: Path
+    model: torch.nn.Module  # this process's trained model (the EMA copy when enabled)
+    step: int
+
+
+def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool = True) -> TrainResult:
+    """Run (or continue) stage-1 training up to ``config.max_steps`` (or a stop signal)."""
     run_dir = Path(config.run_dir)
     if config.deterministic:
         set_deterministic(config.seed)
@@ -104,8 +111,10 @@ def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool
     jsonl = JsonlLog(run_dir, enabled=acc.is_main_process)
 
     data_seed = config.seed if config.exact_resume or step == 0 else config.seed + step
+    # The loader gets its own generator: creating its iterator must not draw from the global RNG,
+    # or a resumed run would diverge from an uninterrupted one.
     loader = make_loader(dataclasses.replace(config.data, seed=data_seed), rank=acc.process_index,
-                         world_size=acc.num_processes)
+                         world_size=acc.num_processes, generator=torch.Generator().manual_seed(data_seed))
     batches = iter(loader)
     if config.exact_resume and samples_seen:
         for _ in range(samples_seen // (config.data.batch_size * acc.num_processes)):
@@ -185,4 +194,4 @@ def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool
             checkpoint()
     bar.close()
     acc.end_training()
-    return run_dir
+    return TrainResult(run_dir, ema.model if ema is not None else unwrapped, step)
