@@ -125,7 +125,10 @@ class ShardDataset(IterableDataset):
         self._failures = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch (shard order and random draws); call before iterating each epoch."""
+        """Select the epoch (shard order and random draws); call before iterating each epoch.
+
+        DataLoader workers copy the dataset when an epoch starts, so this reaches them unless
+        ``persistent_workers=True`` (then recreate the loader per epoch)."""
         self.epoch = epoch
 
     def shard_urls(self, worker: int = 0, num_workers: int = 1, rng: random.Random | None = None) -> Iterator[str]:

@@ -186,3 +186,18 @@ def test_config_errors(tmp_path):
         ShardDataset(DataConfig())
     with pytest.raises(ValueError, match="rank"):
         ShardDataset(config("a.tar"), rank=2, world_size=2)
+
+
+def test_config_loads_from_dicts_and_yaml():
+    from pathlib import Path
+
+    from infd.config import ConfigError, from_dict, load_config
+
+    loaded = load_config(DataConfig, Path(__file__).resolve().parents[1] / "configs" / "data" / "photos.yaml")
+    assert loaded.patches.max_size == 1024 and loaded.resampled and len(expand_urls(loaded.urls)) == 4
+    config = from_dict(DataConfig, {"urls": ["a.tar"], "patches": {"square": "pad", "max_size": None}})
+    assert config.patches.square == "pad" and config.patches.max_size is None
+    with pytest.raises(ConfigError, match="patches.sqare"):
+        from_dict(DataConfig, {"patches": {"sqare": "pad"}})
+    with pytest.raises(ConfigError, match="decode.background"):
+        from_dict(DataConfig, {"decode": {"background": "grey"}})
