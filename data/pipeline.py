@@ -63,7 +63,7 @@ class DataConfig:
     mode: Literal["patches", "whole"] = "patches"
     resampled: bool = True
     shard_shuffle: bool = True
-    shuffle_buffer: int = 200
+    shuffle_buffer: int = 100
     seed: int = 0
     batch_size: int = 8
     num_workers: int = 2
@@ -176,6 +176,10 @@ class ShardDataset(IterableDataset):
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
         rng = random.Random(f"{self.config.seed}/{self.epoch}/{self.rank}/{worker}/samples")
+        slots = self.world_size * num_workers
+        if not self.config.resampled and self.rank * num_workers + worker >= len(self.urls):
+            logger.warning("node %d worker %d gets no shard: %d shards for %d (node, worker) slots",
+                           self.rank, worker, len(self.urls), slots)
         raw = self._raw_samples(self.shard_urls(worker, num_workers))
         for sample in _shuffled(raw, self.config.shuffle_buffer, rng):
             try:
