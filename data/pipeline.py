@@ -63,7 +63,7 @@ class DataConfig:
     mode: Literal["patches", "whole"] = "patches"
     resampled: bool = True
     shard_shuffle: bool = True
-    shuffle_buffer: int = 200
+    shuffle_buffer: int = 100
     seed: int = 0
     batch_size: int = 8
     num_workers: int = 2
@@ -125,13 +125,16 @@ class ShardDataset(IterableDataset):
         self._failures = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch (shard order and random draws); call before iterating each epoch."""
+        """Select the epoch (shard order and random draws); call before iterating each epoch.
+
+        DataLoader workers copy the dataset when an epoch starts, so this reaches them unless
+        ``persistent_workers=True`` (then recreate the loader per epoch)."""
         self.epoch = epoch
 
-    def shard_urls(self, worker: int = 0, num_workers: int = 1, rng: random.Random | None = None) -> Iterator[str]:
+    def shard_urls(self, worker: int = 0, num_workers: int = 1) -> Iterator[str]:
         """The shards slot ``(rank, worker)`` reads: a finite list, or an endless random draw."""
         if self.config.resampled:
-            rng = rng or random.Random(f"{self.config.seed}/{self.epoch}/{self.rank}/{worker}")
+            rng = random.Random(f"{self.config.seed}/{self.epoch}/{self.rank}/{worker}")
             while True:
                 yield rng.choice(self.urls)
         order = list(self.urls)
@@ -173,16 +176,17 @@ class ShardDataset(IterableDataset):
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
         rng = random.Random(f"{self.config.seed}/{self.epoch}/{self.rank}/{worker}/samples")
+        if not self.config.resampled and self.rank * num_workers + worker >= len(self.urls):
+            logger.warning("node %d worker %d gets no shard: %d shards for %d (node, worker) slots",
+                           self.rank, worker, len(self.urls), self.world_size * num_workers)
         raw = self._raw_samples(self.shard_urls(worker, num_workers))
         for sample in _shuffled(raw, self.config.shuffle_buffer, rng):
             try:
                 out = self.transform(sample, rng)
-            except (DecodeError, SkipSample) as err:
-                self._fail(sample.get("__url__", "?"), sample.get("__key__", "?"), str(err))
-                continue
             except Exception as err:  # noqa: BLE001 - one odd file must never kill a worker
-                self._fail(sample.get("__url__", "?"), sample.get("__key__", "?"),
-                           f"{type(err).__name__}: {err}")
+                known = isinstance(err, (DecodeError, SkipSample))
+                reason = str(err) if known else f"{type(err).__name__}: {err}"
+                self._fail(sample.get("__url__", "?"), sample.get("__key__", "?"), reason)
                 continue
             self._failures = 0
             self.stats["samples"] += 1

@@ -186,3 +186,37 @@ def test_config_errors(tmp_path):
         ShardDataset(DataConfig())
     with pytest.raises(ValueError, match="rank"):
         ShardDataset(config("a.tar"), rank=2, world_size=2)
+
+
+def test_config_loads_from_dicts_and_yaml():
+    from pathlib import Path
+
+    from infd.config import ConfigError, from_dict, load_config
+
+    loaded = load_config(DataConfig, Path(__file__).resolve().parents[1] / "configs" / "data" / "photos.yaml")
+    assert loaded.patches.max_size == 1024 and loaded.resampled and len(expand_urls(loaded.urls)) == 4
+    config = from_dict(DataConfig, {"urls": ["a.tar"], "patches": {"square": "pad", "max_size": None}})
+    assert config.patches.square == "pad" and config.patches.max_size is None
+    with pytest.raises(ConfigError, match="patches.sqare"):
+        from_dict(DataConfig, {"patches": {"sqare": "pad"}})
+    with pytest.raises(ConfigError, match="decode.background"):
+        from_dict(DataConfig, {"decode": {"background": "grey"}})
+
+
+def test_bench_tool_prints_the_rate(clean_shards, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "bench_data.py"
+    spec = importlib.util.spec_from_file_location("bench_data_tool", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    threads = torch.get_num_threads()
+    try:
+        code = tool.main(["--urls", " ".join(clean_shards[:2]).replace(" ", "::"), "--patches", "6", "--warmup", "1",
+                          "--patch-size", "8", "--encoder-size", "8", "--max-size", "16", "--quiet"])
+    finally:
+        torch.set_num_threads(threads)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert code == 0 and "draft fast path" in "\n".join(lines)
+    assert lines[-1].startswith("patches_per_s_per_worker=") and float(lines[-1].split("=")[1]) > 0

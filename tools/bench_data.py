@@ -88,6 +88,10 @@ def main(argv=None) -> int:
             wall, cpu = rates[fast]
             print(f"{name:24s} {wall:6.1f} patches/s per worker (wall clock), {cpu:6.1f} per CPU second")
         print(f"fast path speed-up: {rates[True][1] / rates[False][1]:.2f}x (CPU time)")
+        wall, cpu = rates[True]
+        if wall < 0.8 * cpu:
+            print(f"note: the machine is busy (wall clock {wall:.1f}/s < CPU {cpu:.1f}/s): on an idle core a worker "
+                  f"reaches about the per-CPU-second rate")
     print(f"patches_per_s_per_worker={rates[True][0]:.1f}")
     return 0
 
