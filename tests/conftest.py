@@ -16,6 +16,11 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def pytest_configure(config):
+    # Tests use tiny models: one thread avoids oversubscription (subprocesses get OMP_NUM_THREADS=1).
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

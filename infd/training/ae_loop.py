@@ -71,6 +71,7 @@ class TrainResult:
     run_dir: Path
     model: torch.nn.Module  # this process's trained model (the EMA copy when enabled)
     step: int
+    num_processes: int = 1
 
 
 def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool = True) -> TrainResult:
@@ -194,4 +195,4 @@ def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool
             checkpoint()
     bar.close()
     acc.end_training()
-    return TrainResult(run_dir, ema.model if ema is not None else unwrapped, step)
+    return TrainResult(run_dir, ema.model if ema is not None else unwrapped, step, acc.num_processes)
