@@ -39,8 +39,9 @@ def device_type(name: str) -> str:
     return "cuda" if name.startswith("cuda") else "cpu"
 
 
-def resolve_device(name: str, dist: DistContext = DistContext()) -> torch.device:
+def resolve_device(name: str, dist: DistContext | None = None) -> torch.device:
     """The ``torch.device`` of a ``--device`` value; plain ``cuda`` means this rank's local GPU."""
+    dist = dist or DistContext()
     if device_type(name) == "cpu":
         return torch.device("cpu")
     if not torch.cuda.is_available():
@@ -51,9 +52,10 @@ def resolve_device(name: str, dist: DistContext = DistContext()) -> torch.device
     return torch.device("cuda", index)
 
 
-def run_request(request: RenderRequest, model: nn.Module, dist: DistContext = DistContext(),
+def run_request(request: RenderRequest, model: nn.Module, dist: DistContext | None = None,
                 make_bar: BarFactory | None = None) -> list[Path]:
     """Render every output of ``request`` this rank is responsible for; returns the files it wrote."""
+    dist = dist or DistContext()
     make_bar = make_bar or (lambda desc, total: _NoBar())
     device = resolve_device(request.device, dist)
     model = model.to(device).eval()

@@ -184,7 +184,7 @@ def check_outputs(request: RenderRequest) -> None:
     """The format can hold each output and every output path can be written (``SinkError``)."""
     fmt, bits = request.format, request.bits
     if request.also_sizes:
-        if fmt.name == "tiff":
+        if fmt.name == "tiff" or bits != 8:
             raise SinkError("--also-sizes writes one 8-bit image grid: use a .png, .jpg or .webp output")
         sizes = [request.size, *request.also_sizes]
         grid = grid_size(sizes)

@@ -41,11 +41,15 @@ def make_untrained_model(seed: int = 0) -> nn.Module:
 
 def load_render_model(path: str | Path | None = None) -> tuple[nn.Module, str | None]:
     """``(model, warning or None)``: the checkpoint at ``path``, the bundled model, or an untrained tiny one."""
-    if path is not None:
-        return load_model(path), None
-    if BUNDLED_CHECKPOINT.is_file():
-        return load_model(BUNDLED_CHECKPOINT), None
-    return make_untrained_model(), UNTRAINED_WARNING
+    if path is None and not BUNDLED_CHECKPOINT.is_file():
+        return make_untrained_model(), UNTRAINED_WARNING
+    path = BUNDLED_CHECKPOINT if path is None else path
+    model = load_model(path)
+    if not (callable(getattr(model, "decode", None)) and hasattr(model, "renderer")):
+        raise CheckpointError(f"{path} holds a {type(model).__name__}, which does not decode latents to a "
+                              "field and render it (give an autoencoder or a diffusion bundle)")
+    latent_shape(model)
+    return model, None
 
 
 def has_prior(model: nn.Module) -> bool:
