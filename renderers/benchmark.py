@@ -1,0 +1,78 @@
+"""Render-speed benchmark: our CLIF against the original formulation (``ReferenceCLIF``), same weights.
+
+Timings on a shared machine are noisy, so the two run interleaved (ref, ours, ref, ours, ...) in one
+process and the speedup is the median of the per-pair ratios.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .clif import CLIF, CLIFConfig
+from .coords import make_query
+from .reference import ReferenceCLIF
+
+
+@dataclass
+class BenchResult:
+    """Seconds per render for each variant (one entry per repeat) and the image size in pixels."""
+
+    pixels: int
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+
+    def megapixels_per_second(self, name: str) -> float:
+        return self.pixels / 1e6 / statistics.median(self.seconds[name])
+
+    def speedup(self, base: str = "reference_fp32", new: str = "ours_fp32") -> float:
+        """Median over repeats of ``time(base) / time(new)`` (repeats are interleaved pairs)."""
+        return statistics.median(b / n for b, n in zip(self.seconds[base], self.seconds[new]))
+
+
+def _timed(fn: Callable[[], torch.Tensor]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def benchmark_render(size: int = 1024, field_size: int = 256, field_channels: int = 128, hidden: int = 256,
+                     num_blocks: int = 2, repeats: int = 3, bf16: bool = True, plain: bool = False,
+                     log: Callable[[str], None] = print) -> BenchResult:
+    """Time ``size x size`` renders from a ``field_channels x field_size^2`` field on CPU.
+
+    Variants: ``reference_fp32`` (grid_sample lookup, NCHW, GroupNorm(32)), ``ours_fp32`` (the
+    inference path), optionally ``ours_plain_fp32`` (``fast = False``) and ``ours_bf16`` (autocast).
+    """
+    torch.manual_seed(0)
+    config = CLIFConfig(field_channels=field_channels, hidden=hidden, num_blocks=num_blocks)
+    ours = CLIF(config).eval()
+    reference = ReferenceCLIF(config).eval()
+    reference.load_state_dict(ours.state_dict(), strict=False)  # same convs; GroupNorm at its init
+    phi = torch.randn(1, field_channels, field_size, field_size)
+    coord, cell = make_query((size, size))
+
+    def run_ours(fast: bool = True):
+        ours.fast = fast
+        return ours(phi, coord, cell)
+
+    def run_bf16():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return ours(phi, coord, cell)
+
+    variants = {"reference_fp32": lambda: reference(phi, coord, cell), "ours_fp32": run_ours}
+    if plain:
+        variants["ours_plain_fp32"] = lambda: run_ours(False)
+    result = BenchResult(pixels=size * size, seconds={name: [] for name in variants})
+    with torch.inference_mode():
+        for r in range(repeats):
+            for name, fn in variants.items():
+                seconds = _timed(fn)
+                result.seconds[name].append(seconds)
+                log(f"repeat {r + 1}/{repeats} {name}: {seconds:.2f} s")
+        if bf16:
+            result.seconds["ours_bf16"] = [_timed(run_bf16)]
+            log(f"ours_bf16: {result.seconds['ours_bf16'][0]:.2f} s")
+    return result
