@@ -1,0 +1,186 @@
+"""Run a ``RenderRequest``: sample latents, decode each batch's field once, render its tiles to files.
+
+The work is a list of units ``(batch, tile)`` that every rank builds identically; each rank takes
+its share (``distributed.assign``). A one-process run is the same code with a world of one. See
+``distributed`` for how a batch shared by several ranks is assembled into one file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from renderers.coords import Region
+
+from .distributed import DistContext, TileStore, assign, owner_of, store_path
+from .engine import DTYPES, choose_tile, iter_render, plan_tiles, prepare_renderer, render
+from .request import GRID_GAP, RenderRequest, RequestError, grid_size
+from .sampling import latent_shape, sample_latents
+from .sinks import FileSink, quantize
+
+BarFactory = Callable[[str, int], object]  # (description, total) -> object with update(n) and close()
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def device_type(name: str) -> str:
+    """``"cuda"`` or ``"cpu"`` for a ``--device`` value (``auto`` picks CUDA when present)."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cuda" if name.startswith("cuda") else "cpu"
+
+
+def resolve_device(name: str, dist: DistContext | None = None) -> torch.device:
+    """The ``torch.device`` of a ``--device`` value; plain ``cuda`` means this rank's local GPU."""
+    dist = dist or DistContext()
+    if device_type(name) == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise RequestError(f"--device {name}: CUDA is not available on this machine")
+    index = int(name.split(":")[1]) if ":" in name else dist.local_rank
+    if index >= torch.cuda.device_count():
+        raise RequestError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return torch.device("cuda", index)
+
+
+def run_request(request: RenderRequest, model: nn.Module, dist: DistContext | None = None,
+                make_bar: BarFactory | None = None) -> list[Path]:
+    """Render every output of ``request`` this rank is responsible for; returns the files it wrote."""
+    dist = dist or DistContext()
+    make_bar = make_bar or (lambda desc, total: _NoBar())
+    device = resolve_device(request.device, dist)
+    model = model.to(device).eval()
+    prepare_renderer(model.renderer, device)
+    if request.also_sizes:
+        return _run_grids(request, model, device, dist, make_bar)
+    return _run_files(request, model, device, dist, make_bar)
+
+
+def _decode(model: nn.Module, z: torch.Tensor, device: torch.device) -> torch.Tensor:
+    with torch.inference_mode():
+        return model.decode(z.to(device))
+
+
+def _run_files(request, model, device, dist, make_bar) -> list[Path]:
+    out_size, batch = request.output_size, request.render_batch
+    tile = request.tile or choose_tile(model.renderer, device, batch)
+    tile = dist.broadcast_int(tile, 0)  # a tiling every rank shares, so units mean the same everywhere
+    region = Region(*request.region) if request.region else None
+    tiles = plan_tiles(request.size, region, tile)
+    T, world = len(tiles), dist.world_size
+    batches = [list(range(i, min(i + batch, len(request.seeds)))) for i in range(0, len(request.seeds), batch)]
+    mine = assign(len(batches) * T, dist.rank, world)
+    sampling_bar = make_bar("sampling", len({u // T for u in mine}))
+    tile_bar = make_bar("tiles", len(mine))
+    written: list[Path] = []
+    try:
+        for b, members in enumerate(batches):
+            my_tiles = [tiles[t] for t in range(T) if owner_of(b * T + t, world) == dist.rank]
+            shared = T > 1 and world > 1  # round-robin: consecutive tiles go to different ranks
+            if not (my_tiles or shared):
+                continue
+            paths = [request.outputs[i] for i in members]
+            seeds = [request.seeds[i] for i in members]
+            owner = owner_of(b * T, world)
+            job = _BatchJob(request, model, device, tiles=my_tiles, paths=paths, region=region)
+            if not shared:
+                job.render_to_files(sample_latents(model, seeds, request.sampling), sampling_bar, tile_bar)
+                written += paths
+            else:
+                written += job.render_shared(seeds, dist, owner, sampling_bar, tile_bar)
+    finally:
+        sampling_bar.close()
+        tile_bar.close()
+    return written
+
+
+class _BatchJob:
+    """One batch of samples: its latents, its field, this rank's tiles of it, and its output files."""
+
+    def __init__(self, request: RenderRequest, model, device, tiles: list[Region], paths: list[Path],
+                 region: Region | None):
+        self.request, self.model, self.device = request, model, device
+        self.tiles, self.paths, self.region = tiles, paths, region
+        self.sink = FileSink(paths, bits=request.bits)
+
+    def _render(self, z, tile_bar):
+        phi = _decode(self.model, z, self.device)
+        return iter_render(self.model.renderer, phi, self.request.size, self.region, tiles=self.tiles,
+                           dtype=DTYPES[self.request.dtype], on_tile=lambda _: tile_bar.update(1))
+
+    def render_to_files(self, z, sampling_bar, tile_bar) -> None:
+        sampling_bar.update(1)
+        self.sink.consume(self._render(z, tile_bar), self.request.output_size, len(self.paths))
+
+    def render_shared(self, seeds, dist: DistContext, owner: int, sampling_bar, tile_bar) -> list[Path]:
+        """Fill the batch's tile stores with this rank's tiles; the owner then writes the files."""
+        size, bits = self.request.output_size, self.request.bits
+        dtype = np.uint8 if bits == 8 else np.uint16
+        is_owner = dist.rank == owner
+        stores: list[TileStore] = []
+        try:
+            if is_owner:
+                stores = [TileStore(store_path(p), size, dtype, create=True) for p in self.paths]
+                z = sample_latents(self.model, seeds, self.request.sampling)
+            else:
+                z = torch.zeros(len(seeds), *latent_shape(self.model))
+            z = dist.broadcast(z, owner)  # every rank renders the owner's latents; stores exist from here on
+            if self.tiles:
+                sampling_bar.update(1)
+                stores = stores or [TileStore(store_path(p), size, dtype) for p in self.paths]
+                for region, pixels in self._render(z, tile_bar):
+                    for store, image in zip(stores, quantize(pixels, bits)):
+                        store.write(region, image)
+                for store in stores:
+                    store.flush()
+            dist.barrier()
+            if not is_owner:
+                return []
+            bands = (_stack_bands(parts) for parts in zip(*(s.iter_bands() for s in stores)))
+            return self.sink.write_quantized(bands, size, len(self.paths))
+        finally:
+            for store in stores:
+                if is_owner:
+                    store.remove()
+
+
+def _stack_bands(parts):
+    """Bands ``(region, (1, rows, W, 3))`` of several stores -> one ``(region, (B, rows, W, 3))``."""
+    return parts[0][0], np.concatenate([band for _, band in parts])
+
+
+def _run_grids(request, model, device, dist, make_bar) -> list[Path]:
+    """``--also-sizes``: each sample rendered at every size, laid side by side in one 8-bit image."""
+    sizes = sorted({request.size, *request.also_sizes}, key=lambda s: (s[0] * s[1], s))
+    mine = assign(len(request.seeds), dist.rank, dist.world_size)
+    tile = request.tile or choose_tile(model.renderer, device)
+    sampling_bar = make_bar("sampling", len(mine))
+    tile_bar = make_bar("tiles", len(mine) * sum(len(plan_tiles(s, None, tile)) for s in sizes))
+    height, width = grid_size(sizes, GRID_GAP)
+    written = []
+    try:
+        for i in mine:
+            phi = _decode(model, sample_latents(model, [request.seeds[i]], request.sampling), device)
+            sampling_bar.update(1)
+            grid = np.full((1, height, width, 3), 255, np.uint8)
+            left = 0
+            for h, w in sizes:
+                pixels = render(model.renderer, phi, (h, w), tile=tile, dtype=DTYPES[request.dtype],
+                                on_tile=lambda _: tile_bar.update(1))
+                grid[0, :h, left:left + w] = quantize(pixels, 8)[0]
+                left += w + GRID_GAP
+            sink = FileSink(request.outputs[i], bits=8)
+            written += sink.write_quantized([(Region(0, 0, height, width), grid)], (height, width), 1)
+    finally:
+        sampling_bar.close()
+        tile_bar.close()
+    return written

@@ -1,0 +1,198 @@
+"""A render request from the command line, parsed and checked before any model is loaded (no torch).
+
+``make_request(...)`` turns the strings of ``tools/render.py`` into a ``RenderRequest`` or raises
+``RequestError`` with one line: bad sizes, a region outside the image, seeds, an unknown sampler,
+an output the format cannot hold or a path that cannot be written.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .formats import (FORMATS, Format, SinkError, check_capacity, check_memory, check_writable,
+                      format_for_path)
+
+SAMPLERS = ("ddpm", "ddim", "dpmpp2m")
+DTYPE_NAMES = ("fp32", "bf16", "fp16")
+MAX_SEEDS = 1_000_000
+
+
+class RequestError(ValueError):
+    """An invalid render request (one line, shown to the user as is)."""
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How latents are sampled once a diffusion prior exists (validated now, used by the sampler)."""
+
+    steps: int = 50
+    sampler: str = "ddim"
+    guidance: float = 1.0
+    class_label: int | None = None
+
+    def __post_init__(self):
+        if self.sampler not in SAMPLERS:
+            raise RequestError(f"unknown sampler '{self.sampler}' (choose from {', '.join(SAMPLERS)})")
+        if self.steps < 1:
+            raise RequestError(f"--steps must be at least 1, got {self.steps}")
+        if not self.guidance >= 0:  # also rejects NaN
+            raise RequestError(f"--guidance must be a number >= 0, got {self.guidance}")
+        if self.class_label is not None and self.class_label < 0:
+            raise RequestError(f"--class must be a label >= 0, got {self.class_label}")
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    size: tuple[int, int]  # (H, W) of the virtual image
+    seeds: list[int]
+    outputs: list[Path]  # one file per seed
+    format: Format
+    bits: int = 8
+    region: tuple[int, int, int, int] | None = None  # (top, left, height, width) of the virtual image
+    also_sizes: list[tuple[int, int]] = field(default_factory=list)
+    tile: int | None = None
+    batch: int = 4
+    device: str = "auto"
+    dtype: str = "fp32"
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+    checkpoint: str | None = None
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """``(h, w)`` of each output file (the region's size when a region is given)."""
+        return self.size if self.region is None else self.region[2:]
+
+    @property
+    def render_batch(self) -> int:
+        """Samples rendered together: one at a time into a TIFF (its writer pulls one image)."""
+        return 1 if self.format.name == "tiff" else min(self.batch, len(self.seeds))
+
+
+def parse_size(text: str, what: str = "--size") -> tuple[int, int]:
+    """``"2048"`` -> ``(2048, 2048)``; ``"3840x2160"`` (width x height) -> ``(2160, 3840)``."""
+    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", text)
+    if not match:
+        raise RequestError(f"{what} must be N or WIDTHxHEIGHT with positive integers, got '{text}'")
+    width = int(match.group(1))
+    height = int(match.group(2)) if match.group(2) else width
+    if width < 1 or height < 1:
+        raise RequestError(f"{what} must be at least 1 pixel a side, got '{text}'")
+    return height, width
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """``"256,1024,640x480"`` -> sizes ``(H, W)``."""
+    return [parse_size(part, "--also-sizes") for part in text.split(",")]
+
+
+def parse_region(text: str, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``"x,y,w,h"`` (pixels of the virtual image) -> ``(top, left, height, width)``, inside ``size``."""
+    parts = text.split(",")
+    if len(parts) != 4 or not all(re.fullmatch(r"\s*-?\d+\s*", p) for p in parts):
+        raise RequestError(f"--region must be x,y,w,h (four integers), got '{text}'")
+    x, y, w, h = (int(p) for p in parts)
+    H, W = size
+    if w < 1 or h < 1:
+        raise RequestError(f"--region width and height must be at least 1, got {w}x{h}")
+    if x < 0 or y < 0 or x + w > W or y + h > H:
+        raise RequestError(f"--region {x},{y},{w},{h} lies outside the {W}x{H} image")
+    return y, x, h, w
+
+
+def parse_seeds(text: str, num: int | None) -> list[int]:
+    """``"7"`` (with ``num``: 7, 8, ...), ``"0-7"`` or ``"1,5,9"`` -> the list of seeds."""
+    if num is not None and num < 1:
+        raise RequestError(f"--num must be at least 1, got {num}")
+    seeds: list[int] = []
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not match:
+            raise RequestError(f"--seed must be N, A-B or a comma list of them (non-negative), got '{text}'")
+        first = int(match.group(1))
+        last = int(match.group(2)) if match.group(2) else first
+        if last < first:
+            raise RequestError(f"--seed range {first}-{last} is empty")
+        if len(seeds) + last - first + 1 > MAX_SEEDS:
+            raise RequestError(f"--seed gives more than {MAX_SEEDS} samples")
+        seeds.extend(range(first, last + 1))
+    if len(seeds) == 1 and num is not None:
+        seeds = list(range(seeds[0], seeds[0] + num))
+    elif num is not None and num != len(seeds):
+        raise RequestError(f"--num {num} does not match the {len(seeds)} seeds given by --seed {text}")
+    return seeds
+
+
+def resolve_outputs(out: str, seeds: list[int]) -> tuple[Format, list[Path]]:
+    """One output path per seed: ``out`` itself, ``stem_seedNNNN.ext`` files, or ``seedNNNN.png`` in a folder."""
+    path = Path(out)
+    is_folder = out.endswith(("/", "\\")) or path.is_dir() or not path.suffix
+    if is_folder:
+        return FORMATS["png"], [path / f"seed{seed:04d}.png" for seed in seeds]
+    fmt = format_for_path(path)
+    if len(seeds) == 1:
+        return fmt, [path]
+    return fmt, [path.with_name(f"{path.stem}_seed{seed:04d}{path.suffix}") for seed in seeds]
+
+
+def parse_device(text: str) -> str:
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
+        raise RequestError(f"--device must be auto, cpu, cuda or cuda:N, got '{text}'")
+    return text
+
+
+def make_request(*, size: str, out: str, seed: str = "0", num: int | None = None, region: str | None = None,
+                 also_sizes: str | None = None, tile: int | None = None, batch: int = 4, bits: int = 8,
+                 device: str = "auto", dtype: str = "fp32", steps: int = 50, sampler: str = "ddim",
+                 guidance: float = 1.0, class_label: int | None = None,
+                 checkpoint: str | None = None) -> RenderRequest:
+    """Parse and check everything that can be checked without the model; ``RequestError`` otherwise."""
+    hw = parse_size(size)
+    box = parse_region(region, hw) if region is not None else None
+    extra = parse_sizes(also_sizes) if also_sizes else []
+    if extra and box is not None:
+        raise RequestError("--also-sizes and --region cannot be combined")
+    seeds = parse_seeds(seed, num)
+    if tile is not None and tile < 1:
+        raise RequestError(f"--tile must be at least 1 pixel, got {tile}")
+    if batch < 1:
+        raise RequestError(f"--batch must be at least 1, got {batch}")
+    if dtype not in DTYPE_NAMES:
+        raise RequestError(f"--dtype must be one of {', '.join(DTYPE_NAMES)}, got '{dtype}'")
+    sampling = SamplingOptions(steps, sampler, guidance, class_label)
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise RequestError(f"checkpoint not found: {checkpoint}")
+    fmt, outputs = resolve_outputs(out, seeds)
+    request = RenderRequest(hw, seeds, outputs, fmt, bits, box, extra, tile, batch, parse_device(device),
+                            dtype, sampling, checkpoint)
+    try:
+        check_outputs(request)
+    except SinkError as err:
+        raise RequestError(str(err)) from None
+    return request
+
+
+GRID_GAP = 8  # pixels between the images of an --also-sizes grid
+
+
+def grid_size(sizes: list[tuple[int, int]], gap: int = GRID_GAP) -> tuple[int, int]:
+    """``(H, W)`` of images of ``sizes`` laid side by side, top-aligned, ``gap`` pixels apart."""
+    return max(h for h, _ in sizes), sum(w for _, w in sizes) + gap * (len(sizes) - 1)
+
+
+def check_outputs(request: RenderRequest) -> None:
+    """The format can hold each output and every output path can be written (``SinkError``)."""
+    fmt, bits = request.format, request.bits
+    if request.also_sizes:
+        if fmt.name == "tiff" or bits != 8:
+            raise SinkError("--also-sizes writes one 8-bit image grid: use a .png, .jpg or .webp output")
+        sizes = [request.size, *request.also_sizes]
+        grid = grid_size(sizes)
+        check_capacity(fmt, grid, bits)
+        check_memory(sum(3 * 4 * h * w for h, w in sizes) + 3 * grid[0] * grid[1],
+                     "rendering every --also-sizes size in memory")
+    else:
+        check_capacity(fmt, request.output_size, bits, batch=request.render_batch,
+                       directory=request.outputs[0].parent)
+    for path in request.outputs:
+        check_writable(path)

@@ -1,0 +1,85 @@
+"""Where samples come from: the model to render with, and the latents ``z`` it decodes.
+
+``load_render_model(path)`` loads an infd checkpoint; without one it takes the bundled model, and
+until a bundled model exists it builds ``configs/ae/tiny.yaml`` with random weights (fixed seed) and
+says so: its output is noise from an untrained model.
+
+``sample_latents`` is the one seam for the diffusion prior. A model without a prior (an autoencoder
+alone) gets ``z ~ N(0, I)`` of its latent shape, one seeded generator per sample so a sample does not
+depend on its batch; a diffusion bundle will run its sampler (``SamplingOptions``) here instead.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from infd.checkpoint import CheckpointError, load_model
+
+from .request import RequestError, SamplingOptions
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+BUNDLED_CHECKPOINT = PACKAGE_ROOT / "weights" / "default.safetensors"
+TINY_CONFIG = PACKAGE_ROOT.parent / "configs" / "ae" / "tiny.yaml"
+UNTRAINED_WARNING = ("warning: no checkpoint given and no bundled model found; rendering with a tiny "
+                     "randomly initialised model (configs/ae/tiny.yaml, seed 0): the output is noise "
+                     "from an untrained model")
+
+
+def make_untrained_model(seed: int = 0) -> nn.Module:
+    """``configs/ae/tiny.yaml`` with random weights from ``seed`` (the global RNG is left untouched)."""
+    from infd.config import load_config
+    from infd.models.autoencoder import AutoencoderConfig, NeuralFieldAutoencoder
+
+    config = load_config(AutoencoderConfig, TINY_CONFIG)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return NeuralFieldAutoencoder(config).eval()
+
+
+def load_render_model(path: str | Path | None = None) -> tuple[nn.Module, str | None]:
+    """``(model, warning or None)``: the checkpoint at ``path``, the bundled model, or an untrained tiny one."""
+    if path is None and not BUNDLED_CHECKPOINT.is_file():
+        return make_untrained_model(), UNTRAINED_WARNING
+    path = BUNDLED_CHECKPOINT if path is None else path
+    model = load_model(path)
+    if not (callable(getattr(model, "decode", None)) and hasattr(model, "renderer")):
+        raise CheckpointError(f"{path} holds a {type(model).__name__}, which does not decode latents to a "
+                              "field and render it (give an autoencoder or a diffusion bundle)")
+    latent_shape(model)
+    return model, None
+
+
+def has_prior(model: nn.Module) -> bool:
+    """Whether ``model`` carries a diffusion prior over its latents (a diffusion bundle)."""
+    return callable(getattr(model, "sample_latents", None))
+
+
+def latent_shape(model: nn.Module) -> tuple[int, int, int]:
+    """``(z_channels, h, w)`` of the latents ``model.decode`` takes."""
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "z_channels") or not hasattr(config, "latent_size"):
+        raise CheckpointError(f"{type(model).__name__} is not a model that decodes latents to a field")
+    return config.z_channels, config.latent_size, config.latent_size
+
+
+def sample_latents(model: nn.Module, seeds: list[int], options: SamplingOptions,
+                   on_step: Callable[[int], None] | None = None) -> torch.Tensor:
+    """Latents ``z (len(seeds), z_channels, h, w)`` on the CPU, one per seed.
+
+    Without a diffusion prior: ``z ~ N(0, I)``, drawn per seed (``torch.Generator().manual_seed``), so
+    a seed gives the same sample in any batch and on any rank. With a prior the model's own
+    ``sample_latents(noise, options, on_step)`` turns that noise into samples.
+    """
+    shape = latent_shape(model)
+    noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(seed)) for seed in seeds])
+    if not has_prior(model):
+        if on_step is not None:
+            on_step(1)
+        return noise
+    if options.class_label is not None and getattr(model, "num_classes", None) is not None \
+            and options.class_label >= model.num_classes:
+        raise RequestError(f"--class {options.class_label} is not a label of this model (0..{model.num_classes - 1})")
+    return model.sample_latents(noise, options, on_step)

@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Render samples of an infd model at any resolution, into PNG, JPEG, WebP, 16-bit PNG or tiled TIFF.
+
+The work is done by ``infd.rendering``; this script parses the arguments, shows progress and turns
+every invalid request into one line on stderr and exit code 2 (checked before anything is written).
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+EXAMPLES = """\
+examples:
+  tools/render.py --size 1024 --out out/sample.png                  one 1024x1024 sample
+  tools/render.py --size 3840x2160 --seed 0-7 --out out/uhd/        8 UHD samples, out/uhd/seed0000.png ...
+  tools/render.py --size 65536 --region 30000,30000,1024,1024 --out out/zoom.png
+                                                                  a 1024x1024 window of a 65536^2 image
+  tools/render.py --size 32768 --out out/huge.tif --bits 16         streamed to a tiled BigTIFF, tile by tile
+  tools/render.py --size 2048 --also-sizes 256,1024 --out out/sizes.png
+                                                                  one sample at 256, 1024 and 2048, side by side
+  torchrun --nproc_per_node 4 tools/render.py --size 16384 --out out/big.tif
+                                                                  4 processes share the tiles of one image
+  accelerate launch tools/render.py --size 1024 --num-samples 64 --out out/many/
+                                                                  64 samples split across the GPUs
+"""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors as one line and exit code 2 (argparse would print the usage first)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="render.py", description=__doc__.splitlines()[0], epilog=EXAMPLES,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", help="infd .safetensors checkpoint (default: the bundled model)")
+    p.add_argument("--size", default="1024", help="N (square) or WIDTHxHEIGHT of the image (default 1024)")
+    p.add_argument("--region", help="x,y,w,h: render only this window of the --size image (pixels)")
+    p.add_argument("--num", "--num-samples", dest="num", type=int,
+                   help="number of samples (seeds --seed, --seed + 1, ...); under torchrun/accelerate "
+                        "write --num-samples (their own parsers take --num for --numa-binding/--num_processes)")
+    p.add_argument("--seed", default="0", help="seed, range A-B or list 1,5,9 (default 0)")
+    p.add_argument("--steps", type=int, default=50, help="sampling steps (diffusion models)")
+    p.add_argument("--sampler", default="ddim", help="ddpm, ddim or dpmpp2m (diffusion models)")
+    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale")
+    p.add_argument("--class", dest="class_label", type=int, help="class label (class-conditional models)")
+    p.add_argument("--tile", type=int, help="tile side in pixels (default: from free memory)")
+    p.add_argument("--batch", type=int, default=4, help="samples rendered together (default 4; TIFF: 1)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--dtype", default="fp32", help="fp32, or bf16/fp16 autocast (default fp32)")
+    p.add_argument("--bits", type=int, default=8, help="8, or 16 for .png/.tif outputs (default 8)")
+    p.add_argument("--out", default="out/sample.png",
+                   help="output file (.png .jpg .webp .tif) or folder (PNGs); default out/sample.png")
+    p.add_argument("--also-sizes", help="e.g. 256,1024: also render each sample at these sizes, one grid")
+    return p
+
+
+def _stop(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C, so temp files are removed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    def fail(err: Exception) -> int:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        return 2
+
+    from infd.rendering.formats import SinkError
+    from infd.rendering.request import RequestError, make_request
+
+    try:  # everything that can be checked without torch or the model, before anything is written
+        request = make_request(
+            size=args.size, out=args.out, seed=args.seed, num=args.num, region=args.region,
+            also_sizes=args.also_sizes, tile=args.tile, batch=args.batch, bits=args.bits, device=args.device,
+            dtype=args.dtype, steps=args.steps, sampler=args.sampler, guidance=args.guidance,
+            class_label=args.class_label, checkpoint=args.checkpoint)
+    except (RequestError, SinkError) as err:
+        return fail(err)
+
+    signal.signal(signal.SIGTERM, _stop)
+    from tqdm import tqdm
+
+    from infd.checkpoint import CheckpointError
+    from infd.config import ConfigError
+    from infd.rendering.distributed import DistContext, init_distributed
+    from infd.rendering.job import device_type, run_request
+    from infd.rendering.sampling import has_prior, load_render_model
+
+    dist = DistContext()
+    try:
+        dist = init_distributed(device_type(request.device))
+        model, warning = load_render_model(request.checkpoint)
+        if dist.is_main:
+            if warning:
+                print(warning, file=sys.stderr)
+            if not has_prior(model):
+                print("note: this model has no diffusion prior: latents are drawn from N(0, I) "
+                      "(--steps, --sampler, --guidance and --class are not used)", file=sys.stderr)
+
+        def make_bar(desc: str, total: int):
+            return tqdm(total=total, desc=desc, unit="tile" if desc == "tiles" else "batch",
+                        disable=not dist.is_main, file=sys.stderr, dynamic_ncols=True)
+
+        written = run_request(request, model, dist, make_bar)
+        h, w = request.output_size
+        for path in written:
+            print(f"wrote {path} ({w}x{h})")
+        return 0
+    except (RequestError, SinkError, CheckpointError, ConfigError) as err:
+        return fail(err)
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted; no partial file was left at the output path", file=sys.stderr)
+        return 130
+    finally:
+        dist.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
