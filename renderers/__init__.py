@@ -5,7 +5,8 @@ Every renderer meets one contract::
     rgb = renderer(phi (B, C, h, w), coord (B, H, W, 2), cell (B, 2) | (B, H, W, 2))  # (B, 3, H, W)
 
 and exposes ``radius``: how many query pixels away an output pixel can see. Renderers are local (no
-statistics over the query grid), so rendering padded tiles gives the same pixels as a full render.
+statistics over the query grid), so rendering padded tiles gives the same pixels as a full render
+(``render_region``, ``render_tiled``).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from .clif import CLIF, CLIFConfig
 from .conv_head import ConvHead, ConvHeadConfig
 from .coords import Region, iter_tiles, make_axes, make_cell, make_coord, make_query, pixel_centres
 from .liif import LIIF, LIIFConfig
+from .region import render_region, render_tiled
 
 RENDERERS = {"clif": (CLIF, CLIFConfig), "liif": (LIIF, LIIFConfig), "conv_head": (ConvHead, ConvHeadConfig)}
 
@@ -48,5 +50,5 @@ def make_renderer(config: RendererConfig, field_channels: int | None = None) -> 
 __all__ = [
     "CLIF", "CLIFConfig", "LIIF", "LIIFConfig", "ConvHead", "ConvHeadConfig", "RendererConfig",
     "make_renderer", "Region", "iter_tiles", "make_axes", "make_cell", "make_coord", "make_query",
-    "pixel_centres",
+    "pixel_centres", "render_region", "render_tiled",
 ]

@@ -2,10 +2,11 @@
 
 - First conv at field resolution (``field_conv.first_conv_regular``): no ``C + 4`` channel buffer on
   the query grid and about 11% fewer multiply-adds for the paper's CLIF at 4x upsampling.
-- Hidden 3x3 convs on CPU by Winograd F(4x4, 3x3) (``winograd``), with SiLU fused into the padding
-  copy and the residual add fused into the output transform. Elsewhere (GPU) the library's conv runs,
-  in place where the autograd graph is not needed.
-- Everything stays in ``(B, H, W, D)`` (channels-last) memory, and every intermediate is reused.
+- Hidden 3x3 convs on CPU by Winograd F(4x4, 3x3) (``winograd``), SiLU applied while copying each
+  band's input patch, bias and residual added in the output step. Elsewhere (GPU, or narrow CLIFs)
+  the library's conv runs, in place where no autograd graph needs the inputs.
+- Everything stays in ``(B, H, W, D)`` (channels-last) memory; the two full-size activations and the
+  band buffers are allocated once per render and reused by every layer.
 
 Outputs equal the plain path up to float rounding (tested to ~1e-5 relative in fp32). It is used only
 when no gradient is needed; training runs the plain path, which autograd differentiates.
@@ -43,15 +44,18 @@ def _normed(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return x if isinstance(norm, nn.Identity) else norm.norm(x)
 
 
-def _conv3x3(conv: nn.Conv2d, x: torch.Tensor, norm: nn.Module, winograd: bool,
-             accumulate: torch.Tensor | None = None, overwrite: bool = False) -> torch.Tensor:
-    """``conv(silu(norm(x)))`` on ``(B, H, W, C)``, added into ``accumulate`` in place when given.
+def _conv3x3(conv: nn.Conv2d, x: torch.Tensor, norm: nn.Module, workspaces: list | None,
+             accumulate: torch.Tensor | None = None, out: torch.Tensor | None = None,
+             overwrite: bool = False) -> torch.Tensor:
+    """``conv(silu(norm(x)))`` on ``(B, H, W, C)``, added into ``accumulate`` or written to ``out``.
 
+    ``workspaces`` (a list, reused between calls) selects Winograd, ``None`` the library conv;
     ``overwrite``: ``x`` is not needed afterwards and may be used as scratch.
     """
     a = _normed(norm, x)
-    if winograd:
-        return conv3x3_winograd(a, winograd_weights(conv), conv.bias, pre_silu=True, accumulate=accumulate)
+    if workspaces is not None:
+        return conv3x3_winograd(a, winograd_weights(conv), conv.bias, pre_silu=True, accumulate=accumulate,
+                                out=out, workspaces=workspaces)
     a = F.silu(a, inplace=overwrite or a is not x)
     y = conv(a.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
     return y if accumulate is None else accumulate.add_(y)
@@ -64,10 +68,12 @@ def clif_forward_regular(clif: nn.Module, phi: torch.Tensor, ys: torch.Tensor, x
     Returns ``(B, 3, H, W)`` (channels-last memory), equal to ``clif(phi, coord, cell)``.
     """
     winograd = phi.device.type == "cpu" and clif.config.hidden >= _WINOGRAD_MIN_CHANNELS
+    workspaces = [] if winograd else None  # Winograd's band buffers, shared by all its convs
     x = first_conv_regular(clif.conv_in, phi, ys, xs, cell)  # (B, H, W, D)
+    h = torch.empty_like(x) if winograd and clif.blocks else None  # every block's inner activation
     for block in clif.blocks:  # x + conv2(silu(norm2(conv1(silu(norm1(x)))))), the sum done in place
-        h = _conv3x3(block.conv1, x, block.norm1, winograd)
-        x = _conv3x3(block.conv2, h, block.norm2, winograd, accumulate=x, overwrite=True)
-        del h
+        h = _conv3x3(block.conv1, x, block.norm1, workspaces, out=h)
+        x = _conv3x3(block.conv2, h, block.norm2, workspaces, accumulate=x, overwrite=True)
+    del h
     a = F.silu(_normed(clif.norm_out, x), inplace=True)  # x is not needed any more
     return clif.conv_out(a.permute(0, 3, 1, 2))

@@ -35,17 +35,16 @@ def run_chunks(jobs: Iterable[Any], work: Callable[[Any, Any], None], make_state
     """Call ``work(job, state)`` for every job, on ``workers`` threads (default: torch's thread count).
 
     ``make_state()`` builds per-thread scratch (e.g. buffers), once per thread. Jobs must write
-    disjoint outputs. ``elements`` is the size of the work (e.g. output values): small work, or one
-    worker, runs in the calling thread with torch's own threading.
+    disjoint outputs. ``elements`` is the size of the work (e.g. output values): small work runs in
+    the calling thread with single-threaded ops, and so does everything with one worker.
     """
     jobs = list(jobs)
     workers = min(workers or torch.get_num_threads(), len(jobs))
-    if elements < _MIN_ELEMENTS:
-        workers = 1
-    if workers <= 1:
-        state = make_state()
-        for job in jobs:
-            work(job, state)
+    if workers <= 1 or elements < _MIN_ELEMENTS:
+        with _single_threaded_ops():
+            state = make_state()
+            for job in jobs:
+                work(job, state)
         return
     local = threading.local()
     grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()  # thread-local modes

@@ -8,7 +8,8 @@ for CLIF's hidden 256 -> 256 convs in inference on CPU, where the matrix product
 machine's peak while oneDNN has no Winograd kernel for AVX2.
 
 Layout: activations are ``(B, H, W, C)`` contiguous, which is the memory of a channels_last NCHW
-tensor. Work is done in bands of tile rows so that the transformed tiles stay in cache.
+tensor. Work is done in bands of tiles, each from its own small padded patch of the input, so that
+the transformed tiles stay in cache and no padded copy of the whole input is made.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from .threads import run_chunks
 _G = [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
       [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]
 TILE, PATCH = 4, 6
-_BAND_ELEMENTS = 1 << 16  # tiles x channels per band: the transformed input is 36 x this
+_BAND_ELEMENTS = 1 << 16  # batch x tiles x channels per band: the transformed input is 36 x this
 
 
 def winograd_weight(weight: torch.Tensor) -> torch.Tensor:
@@ -69,33 +70,16 @@ def _output_transform(m, out, tmp):
     torch.add(d12, d34, alpha=8, out=out[3]).add_(m5)  # m1 - m2 + 8 (m3 - m4) + m5
 
 
-def _pad_input(x: torch.Tensor, pre_silu: bool) -> torch.Tensor:
-    """``x (B, H, W, C)`` (optionally through SiLU) in a zero frame: 1 pixel before, >= 1 after."""
-    B, H, W, C = x.shape
-    ty, tx = -(-H // TILE), -(-W // TILE)
-    xp = x.new_empty(B, ty * TILE + 2, tx * TILE + 2, C)
-    xp[:, 0].zero_()
-    xp[:, H + 1:].zero_()
-    xp[:, 1:H + 1, 0].zero_()
-    xp[:, 1:H + 1, W + 1:].zero_()
-    inner = xp[:, 1:H + 1, 1:W + 1]
-    if pre_silu:
-        torch.ops.aten.silu.out(x, out=inner)
-    else:
-        inner.copy_(x)
-    return xp
-
-
 class _Workspace:
-    """Scratch buffers for one band shape, allocated once per conv and reused by every band.
+    """Scratch buffers of one thread for bands of up to ``nr x nc`` tiles, reused band after band.
 
-    Reuse matters on CPU: big fresh allocations are new pages the kernel must fault in and zero.
+    Reuse matters on CPU: a big fresh allocation is new pages that the kernel must fault in and zero.
     """
 
     def __init__(self, like: torch.Tensor, B: int, nr: int, nc: int, C: int, D: int):
-        n = B * nr * nc
-        width = TILE * nc + 2
-        self.shape = (nr, nc)
+        n, width = B * nr * nc, TILE * nc + 2
+        self.key = (B, nr, nc, C, D, like.dtype, like.device)
+        self.patch = like.new_empty(B * (TILE * nr + 2) * width * C)
         self.U = like.new_empty(PATCH * B * nr * width * C)
         self.V = like.new_empty(PATCH * PATCH * n * C)
         self.M = like.new_empty(PATCH * PATCH * n * D)
@@ -106,14 +90,16 @@ class _Workspace:
     def views(self, B, nr, nc, C, D):
         """Buffers shaped for a band of ``nr x nc`` tiles (at most the allocated shape)."""
         n, width = B * nr * nc, TILE * nc + 2
+        patch = self.patch[:B * (TILE * nr + 2) * width * C].view(B, TILE * nr + 2, width, C)
         U = self.U[:PATCH * B * nr * width * C].view(PATCH, B, nr, width, C)
         V = self.V[:PATCH * PATCH * n * C].view(PATCH, PATCH, B, nr, nc, C)
         M = self.M[:PATCH * PATCH * n * D].view(PATCH * PATCH, n, D)
         Z = self.Z[:TILE * PATCH * n * D].view(TILE, PATCH, B, nr, nc, D)
         Y = self.Y[:n * TILE * TILE * D].view(B, nr, TILE, nc, TILE, D)
-        return U, V, M, Z, Y
+        return patch, U, V, M, Z, Y
 
     def scratch(self, count: int, shape) -> list[torch.Tensor]:
+        """``count`` scratch tensors of ``shape``, views of one buffer."""
         size = 1
         for s in shape:
             size *= s
@@ -121,42 +107,69 @@ class _Workspace:
 
 
 def conv3x3_winograd(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor | None = None, *,
-                     pre_silu: bool = False, accumulate: torch.Tensor | None = None) -> torch.Tensor:
+                     pre_silu: bool = False, accumulate: torch.Tensor | None = None,
+                     out: torch.Tensor | None = None, workspaces: list | None = None) -> torch.Tensor:
     """``conv3x3(silu(x) if pre_silu else x)`` with zero padding 1, in ``(B, H, W, C)`` layout.
 
     Args:
         x: input ``(B, H, W, C)``, contiguous.
         weight_t: ``winograd_weight(conv.weight)``, ``(36, C, D)``.
         bias: ``(D,)`` or ``None``.
-        accumulate: if given, a ``(B, H, W, D)`` tensor the result is added to in place (a residual).
+        accumulate: a ``(B, H, W, D)`` tensor to add the result to in place (a residual), or
+        out: a ``(B, H, W, D)`` tensor to write the result to (not overlapping ``x``).
+        workspaces: a list to keep scratch buffers in between calls of the same shape.
 
     Returns:
-        ``(B, H, W, D)``: ``accumulate`` itself when given, else a new contiguous tensor.
+        ``(B, H, W, D)``: ``accumulate`` or ``out`` when given, else a new contiguous tensor.
     """
     B, H, W, C = x.shape
     D = weight_t.shape[-1]
     ty, tx = -(-H // TILE), -(-W // TILE)
-    xp = _pad_input(x, pre_silu)
-    out = x.new_empty(B, H, W, D) if accumulate is None else accumulate
-    # Band = rows of tiles x a run of tile columns, sized to keep the transformed tiles in cache.
-    tiles = max(16, _BAND_ELEMENTS // max(C, D))
-    cols = max(1, min(tx, tiles // B))
-    rows = max(1, min(ty, tiles // (B * cols)))
+    if accumulate is not None:
+        out = accumulate
+    elif out is None:
+        out = x.new_empty(B, H, W, D)
+    # Bands of about ``tiles`` tiles, square-ish so that the 2-pixel overlap of their patches is small.
+    tiles = max(4, _BAND_ELEMENTS // (B * max(C, D)))
+    cols = max(1, min(tx, int(tiles ** 0.5)))
+    rows = max(1, min(ty, tiles // cols))
     bands = [(t0, min(rows, ty - t0), c0, min(cols, tx - c0))
              for t0 in range(0, ty, rows) for c0 in range(0, tx, cols)]
-    run_chunks(bands, lambda band, ws: _band(xp, weight_t, bias, out, accumulate is not None, *band, ws),
-               lambda: _Workspace(x, B, min(rows, ty), min(cols, tx), C, D), elements=B * H * W * max(C, D))
+    pool = [] if workspaces is None else workspaces
+    key = (B, rows, cols, C, D, x.dtype, x.device)
+    free = [ws for ws in pool if ws.key == key]
+
+    def make_workspace():
+        try:
+            return free.pop()
+        except IndexError:
+            ws = _Workspace(x, B, rows, cols, C, D)
+            pool.append(ws)
+            return ws
+
+    run_chunks(bands, lambda band, ws: _band(x, pre_silu, weight_t, bias, out, accumulate is not None, *band, ws),
+               make_workspace, elements=B * H * W * max(C, D))
     return out
 
 
-def _band(xp, weight_t, bias, out, add, t0, nr, c0, nc, ws):
+def _band(x, pre_silu, weight_t, bias, out, add, t0, nr, c0, nc, ws):
     """Convolve the ``nr x nc`` tiles starting at tile ``(t0, c0)`` into ``out``."""
-    B, H, W, D = out.shape
-    C = xp.shape[-1]
+    B, H, W, C = x.shape
+    D = out.shape[-1]
     y0, x0 = t0 * TILE, c0 * TILE
     span_y, span_x = TILE * (nr - 1) + 1, TILE * (nc - 1) + 1
-    U, V, M, Z, Y = ws.views(B, nr, nc, C, D)
-    patch = xp[:, y0:y0 + TILE * nr + 2, x0:x0 + TILE * nc + 2]  # (B, 4 nr + 2, 4 nc + 2, C)
+    patch, U, V, M, Z, Y = ws.views(B, nr, nc, C, D)
+    # The (4 nr + 2) x (4 nc + 2) input patch around the tiles, zero outside the image, SiLU applied.
+    top, left = y0 - 1, x0 - 1
+    r0, r1 = max(top, 0), min(top + patch.shape[1], H)
+    q0, q1 = max(left, 0), min(left + patch.shape[2], W)
+    if r1 - r0 < patch.shape[1] or q1 - q0 < patch.shape[2]:
+        patch.zero_()
+    inside = patch[:, r0 - top:r1 - top, q0 - left:q1 - left]
+    if pre_silu:
+        torch.ops.aten.silu.out(x[:, r0:r1, q0:q1], out=inside)
+    else:
+        inside.copy_(x[:, r0:r1, q0:q1])
     # B^T d B: first along rows (6 strided row sets), then along columns.
     _input_transform([patch[:, k:k + span_y:TILE] for k in range(PATCH)], U, ws.scratch(2, U.shape[1:]))
     _input_transform([U[:, :, :, k:k + span_x:TILE] for k in range(PATCH)], V.transpose(0, 1),
@@ -165,9 +178,10 @@ def _band(xp, weight_t, bias, out, add, t0, nr, c0, nc, ws):
     if bias is not None:
         M[PATCH + 1].add_(bias)  # A^T e_1 = (1, 1, 1, 1): lands on all 16 outputs of the tile
     M = M.view(PATCH, PATCH, B, nr, nc, D)
-    # A^T M A: combine rows (i -> p), then columns (j -> q) straight into a (B, nr, 4, nc, 4, D) tile grid.
+    # A^T M A: combine rows (i -> p), then columns (j -> q) into a (B, nr, 4, nc, 4, D) tile grid.
     _output_transform(list(M), Z, ws.scratch(4, M.shape[1:]))
-    _output_transform(list(Z.transpose(0, 1)), Y.permute(4, 2, 0, 1, 3, 5), ws.scratch(4, Z.shape[:1] + Z.shape[2:]))
+    _output_transform(list(Z.transpose(0, 1)), Y.permute(4, 2, 0, 1, 3, 5),
+                      ws.scratch(4, Z.shape[:1] + Z.shape[2:]))
     Y = Y.view(B, nr * TILE, nc * TILE, D)[:, :min(H - y0, nr * TILE), :min(W - x0, nc * TILE)]
     dest = out[:, y0:y0 + Y.shape[1], x0:x0 + Y.shape[2]]
     dest.add_(Y) if add else dest.copy_(Y)

@@ -1,0 +1,147 @@
+"""CLIF's inference path: each exact rewrite against the plain computation it replaces."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from renderers import CLIF, CLIFConfig, Region, make_query
+from renderers.field_conv import axis_patterns, first_conv_regular
+from renderers.threads import run_chunks
+from renderers.winograd import conv3x3_winograd, winograd_weight
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny work: one torch thread avoids barrier stalls on the 2 shared cores (one test opts out)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def direct_conv(x, weight, bias, pre_silu):
+    """The plain conv in float64, ``(B, H, W, C) -> (B, H, W, D)``."""
+    x = x.permute(0, 3, 1, 2).double()
+    x = F.silu(x) if pre_silu else x
+    return F.conv2d(x, weight.double(), bias.double(), padding=1).permute(0, 2, 3, 1)
+
+
+@pytest.mark.parametrize("B, H, W, C, D", [(1, 1, 1, 3, 5), (2, 5, 4, 8, 8), (1, 37, 91, 16, 24), (1, 8, 12, 40, 32)])
+@pytest.mark.parametrize("pre_silu", [False, True])
+def test_winograd_equals_direct_conv(B, H, W, C, D, pre_silu):
+    x = torch.randn(B, H, W, C)
+    weight, bias = torch.randn(D, C, 3, 3) / (3 * C ** 0.5), torch.randn(D)
+    expected = direct_conv(x, weight, bias, pre_silu)
+    out = conv3x3_winograd(x, winograd_weight(weight), bias, pre_silu=pre_silu)
+    assert out.shape == (B, H, W, D) and out.is_contiguous()
+    torch.testing.assert_close(out.double(), expected, atol=2e-5 * expected.abs().max().item(), rtol=0)
+    residual = torch.randn(B, H, W, D)
+    summed = conv3x3_winograd(x, winograd_weight(weight), bias, pre_silu=pre_silu, accumulate=residual.clone())
+    torch.testing.assert_close(summed.double(), expected + residual.double(),
+                               atol=2e-5 * expected.abs().max().item(), rtol=0)
+
+
+def test_winograd_on_threads_equals_single_thread():
+    torch.set_num_threads(2)  # big enough (>= 4M values) for run_chunks to use worker threads
+    x = torch.randn(1, 64, 64, 1024)
+    weight, bias = torch.randn(32, 1024, 3, 3) / 96, torch.randn(32)
+    threaded = conv3x3_winograd(x, winograd_weight(weight), bias, pre_silu=True)
+    torch.set_num_threads(1)
+    torch.testing.assert_close(threaded, conv3x3_winograd(x, winograd_weight(weight), bias, pre_silu=True),
+                               atol=0, rtol=0)  # same bands, same ops: bitwise equal
+    assert torch.get_num_threads() == 1
+
+
+def test_run_chunks_restores_threads_and_propagates_errors():
+    torch.set_num_threads(2)
+    seen = []
+    run_chunks(range(6), lambda job, state: seen.append((job, state)), lambda: "scratch", elements=1 << 30)
+    assert sorted(job for job, _ in seen) == list(range(6)) and {s for _, s in seen} == {"scratch"}
+    assert torch.get_num_threads() == 2
+
+    def fail(job, state):
+        raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"):
+        run_chunks(range(3), fail, lambda: None, elements=1 << 30)
+    assert torch.get_num_threads() == 2
+
+
+def test_axis_patterns():
+    index = torch.tensor([0, 0, 1, 1, 1, 2])
+    patterns, inverse = axis_patterns(index)
+    triples = torch.stack([torch.tensor([-1, 0, 0, 1, 1, 1]), index, torch.tensor([0, 1, 1, 1, 2, -1])], 1)
+    assert torch.equal(patterns[inverse], triples)
+    assert patterns.shape[0] == len({tuple(t) for t in triples.tolist()})
+
+
+@pytest.mark.parametrize("field, size, region", [
+    ((5, 7), (37, 91), None),  # upsampling, non-square
+    ((16, 13), (5, 4), None),  # downsampling
+    ((6, 6), (1, 1), None),
+    ((6, 5), (4000, 3000), Region(1990, 7, 21, 30)),  # window of a huge virtual image
+])
+def test_first_conv_at_field_resolution_equals_conv_of_query_features(field, size, region):
+    clif = CLIF(CLIFConfig(field_channels=8, hidden=16))
+    phi = torch.randn(2, 8, *field)
+    coord, cell = make_query(size, region, batch=2)
+    with torch.no_grad():
+        expected = clif.conv_in(clif.query_features(phi, coord, cell)).permute(0, 2, 3, 1)
+        out = first_conv_regular(clif.conv_in, phi, coord[:, :, 0, 0], coord[:, 0, :, 1], cell)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_first_conv_with_flipped_axes_and_per_image_grids():
+    clif = CLIF(CLIFConfig(field_channels=4, hidden=8))
+    phi = torch.randn(2, 4, 5, 6)
+    coord, cell = make_query((17, 23), batch=2)
+    coord = coord.clone()
+    coord[1] = coord[1].flip(0, 1)  # image 1 is mirrored: indices decrease along both axes
+    cell = cell * torch.tensor([[1.0], [0.5]])  # and has another cell
+    with torch.no_grad():
+        expected = clif.conv_in(clif.query_features(phi, coord, cell)).permute(0, 2, 3, 1)
+        out = first_conv_regular(clif.conv_in, phi, coord[:, :, 0, 0], coord[:, 0, :, 1], cell)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("norm", ["none", "layer"])
+def test_paper_size_fast_path_equals_plain_path(norm):
+    clif = CLIF(CLIFConfig(field_channels=128, hidden=256, norm=norm)).eval()
+    phi = torch.randn(1, 128, 6, 5)
+    coord, cell = make_query((22, 19))
+    with torch.no_grad():
+        clif.fast = False
+        plain = clif(phi, coord, cell)
+        clif.fast = True
+        fast = clif(phi, coord, cell)
+    assert fast.shape == plain.shape == (1, 3, 22, 19)
+    torch.testing.assert_close(fast, plain, atol=1e-4 * plain.abs().max().item(), rtol=0)
+
+
+def test_cell_per_pixel_constant_takes_fast_path_and_varying_cell_does_not():
+    clif = CLIF(CLIFConfig(field_channels=4, hidden=8)).eval()
+    phi = torch.randn(1, 4, 3, 3)
+    coord, cell = make_query((6, 6))
+    with torch.no_grad():
+        constant = cell.view(1, 1, 1, 2).expand(1, 6, 6, 2)
+        assert clif._fast_inputs(phi, coord, constant) is not None
+        varying = constant.clone()
+        varying[0, 2, 2] *= 2
+        assert clif._fast_inputs(phi, coord, varying) is None
+        clif.fast = False
+        expected = clif(phi, coord, varying)
+        clif.fast = True
+        torch.testing.assert_close(clif(phi, coord, varying), expected, atol=0, rtol=0)
+
+
+def test_cached_winograd_weights_follow_weight_updates():
+    clif = CLIF(CLIFConfig(field_channels=4, hidden=32)).eval()
+    phi = torch.randn(1, 4, 4, 4)
+    coord, cell = make_query((12, 12))
+    with torch.no_grad():
+        before = clif(phi, coord, cell)
+        clif.blocks[0].conv1.weight.mul_(2)  # in place, as an optimiser step would
+        clif.fast = False
+        expected = clif(phi, coord, cell)
+        clif.fast = True
+        after = clif(phi, coord, cell)
+    assert not torch.allclose(after, before)
+    torch.testing.assert_close(after, expected, atol=1e-5, rtol=1e-5)
