@@ -119,6 +119,25 @@ def test_kill_9_then_resume_is_bit_exact(shards, tmp_path):
             assert torch.equal(a[part][key], b[part][key]), f"{part}.{key}"
 
 
+def test_sigterm_to_the_process_group_saves_a_checkpoint(shards, tmp_path):
+    config = tiny_config(shards, tmp_path / "run", max_steps=10000, checkpoint_every=10000)
+    config["data"]["num_workers"] = 1  # the worker gets the signal too
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tools" / "train.py"), "ae", "--config", str(path),
+                             "--no-progress"], cwd=ROOT, env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 240
+    while len(read_log(tmp_path / "run")) < 3 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGTERM)
+    output = proc.communicate(timeout=120)[0].decode()
+    assert proc.returncode == 0, output[-2000:]
+    state = load_state(latest_state(tmp_path / "run"))
+    assert 3 <= state["step"] < 10000 and state["step"] >= read_log(tmp_path / "run")[-1]["step"]
+
+
 def test_two_cpu_ranks_keep_identical_weights(shards, tmp_path):
     script = tmp_path / "ddp.py"
     out = tmp_path / "weights"

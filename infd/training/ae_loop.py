@@ -24,7 +24,7 @@ from ..losses import AutoencoderLoss, AutoencoderLossConfig
 from ..models.autoencoder import AutoencoderConfig, NeuralFieldAutoencoder
 from .accel import make_accelerator, set_deterministic
 from .ema import EMA
-from .guard import NanGuard, StopFlag
+from .guard import NanGuard, StopFlag, ignore_stop_signals
 from .optim import OptimizerConfig, make_optimizer
 from .run_dir import JsonlLog, write_resolved_config
 from .state import latest_state, load_state, rng_state, save_state, set_rng_state
@@ -115,7 +115,8 @@ def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool
     # The loader gets its own generator: creating its iterator must not draw from the global RNG,
     # or a resumed run would diverge from an uninterrupted one.
     loader = make_loader(dataclasses.replace(config.data, seed=data_seed), rank=acc.process_index,
-                         world_size=acc.num_processes, generator=torch.Generator().manual_seed(data_seed))
+                         world_size=acc.num_processes, generator=torch.Generator().manual_seed(data_seed),
+                         worker_init_fn=ignore_stop_signals)
     batches = iter(loader)
     if config.exact_resume and samples_seen:
         for _ in range(samples_seen // (config.data.batch_size * acc.num_processes)):

@@ -32,6 +32,13 @@ class NanGuard:
         return False
 
 
+def ignore_stop_signals(worker_id: int = 0):
+    """DataLoader ``worker_init_fn``: workers leave SIGTERM/SIGINT to the main process, which saves a
+    checkpoint and then shuts them down (a scheduler signals the whole process group)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class StopFlag:
     """Catches SIGTERM/SIGINT so the loop can save a checkpoint and exit at the end of the step."""
 
