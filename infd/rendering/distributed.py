@@ -3,12 +3,16 @@
 Launched by ``torchrun`` or ``accelerate launch`` (both set ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``),
 the ranks agree on one list of work units ``(batch, tile)`` (every rank builds it the same way) and
 take them round-robin (``assign``). A batch whose tiles all fall to one rank is written by that rank
-directly. A batch shared by several ranks (one large image) is assembled in a ``TileStore``: a raw
-pre-allocated ``(H, W, 3)`` file beside the output, memory-mapped by every rank, each filling the
-pixels of its own tiles (disjoint, so no locking); after a barrier the batch's owner streams the
-store into the final sink, exactly as a one-process render would stream its tiles, and removes it.
+directly. A batch shared by several ranks (one large image) is sampled and decoded by its owner
+(the rank of its first tile), which broadcasts the field ``phi``, so every rank renders the same
+field. The image is assembled in a ``TileStore``: a raw pre-allocated ``(H, W, 3)`` file beside the
+output, memory-mapped by every rank, each filling the pixels of its own tiles (disjoint, so no
+locking); after a barrier the owner streams the store into the final sink, exactly as a one-process
+render would stream its tiles, and removes it.
 Pixels are quantised before they enter the store, so the file is byte-identical to a one-process
-render. Without a launcher ``DistContext()`` is a world of one and nothing here is used.
+render run with the same number of threads per process (CPU kernels round differently with other
+thread counts; ``torchrun`` sets ``OMP_NUM_THREADS=1`` per worker). Without a launcher
+``DistContext()`` is a world of one and nothing here is used.
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from renderers.coords import Region
 from .distributed import DistContext, TileStore, assign, owner_of, store_path
 from .engine import DTYPES, choose_tile, iter_render, plan_tiles, prepare_renderer, render
 from .request import GRID_GAP, RenderRequest, RequestError, grid_size
-from .sampling import latent_shape, sample_latents
+from .sampling import sample_latents
 from .sinks import FileSink, quantize
 
 BarFactory = Callable[[str, int], object]  # (description, total) -> object with update(n) and close()
@@ -79,7 +79,8 @@ def _run_files(request, model, device, dist, make_bar) -> list[Path]:
     T, world = len(tiles), dist.world_size
     batches = [list(range(i, min(i + batch, len(request.seeds)))) for i in range(0, len(request.seeds), batch)]
     mine = assign(len(batches) * T, dist.rank, world)
-    sampling_bar = make_bar("sampling", len({u // T for u in mine}))
+    sampled = {b for b in range(len(batches)) if owner_of(b * T, world) == dist.rank}  # owners sample
+    sampling_bar = make_bar("sampling", len(sampled))
     tile_bar = make_bar("tiles", len(mine))
     written: list[Path] = []
     try:
@@ -112,17 +113,21 @@ class _BatchJob:
         self.tiles, self.paths, self.region = tiles, paths, region
         self.sink = FileSink(paths, bits=request.bits)
 
-    def _render(self, z, tile_bar):
-        phi = _decode(self.model, z, self.device)
+    def _render(self, phi, tile_bar):
         return iter_render(self.model.renderer, phi, self.request.size, self.region, tiles=self.tiles,
                            dtype=DTYPES[self.request.dtype], on_tile=lambda _: tile_bar.update(1))
 
     def render_to_files(self, z, sampling_bar, tile_bar) -> None:
         sampling_bar.update(1)
-        self.sink.consume(self._render(z, tile_bar), self.request.output_size, len(self.paths))
+        phi = _decode(self.model, z, self.device)
+        self.sink.consume(self._render(phi, tile_bar), self.request.output_size, len(self.paths))
 
     def render_shared(self, seeds, dist: DistContext, owner: int, sampling_bar, tile_bar) -> list[Path]:
-        """Fill the batch's tile stores with this rank's tiles; the owner then writes the files."""
+        """Fill the batch's tile stores with this rank's tiles; the owner then writes the files.
+
+        The owner samples and decodes the batch and broadcasts its field ``phi``: every rank renders
+        the very same field, however the decoder's rounding varies between devices or thread counts.
+        """
         size, bits = self.request.output_size, self.request.bits
         dtype = np.uint8 if bits == 8 else np.uint16
         is_owner = dist.rank == owner
@@ -130,14 +135,18 @@ class _BatchJob:
         try:
             if is_owner:
                 stores = [TileStore(store_path(p), size, dtype, create=True) for p in self.paths]
-                z = sample_latents(self.model, seeds, self.request.sampling)
-            else:
-                z = torch.zeros(len(seeds), *latent_shape(self.model))
-            z = dist.broadcast(z, owner)  # every rank renders the owner's latents; stores exist from here on
-            if self.tiles:
+                phi = _decode(self.model, sample_latents(self.model, seeds, self.request.sampling), self.device)
                 sampling_bar.update(1)
+                shape = torch.tensor(phi.shape)
+            else:
+                shape = torch.zeros(4, dtype=torch.int64)
+            shape = dist.broadcast(shape, owner)
+            if not is_owner:
+                phi = torch.empty(*shape.tolist(), device=self.device)
+            phi = dist.broadcast(phi, owner)  # from here on the stores exist, too
+            if self.tiles:
                 stores = stores or [TileStore(store_path(p), size, dtype) for p in self.paths]
-                for region, pixels in self._render(z, tile_bar):
+                for region, pixels in self._render(phi, tile_bar):
                     for store, image in zip(stores, quantize(pixels, bits)):
                         store.write(region, image)
                 for store in stores:
