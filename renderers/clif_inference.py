@@ -67,7 +67,9 @@ def clif_forward_regular(clif: nn.Module, phi: torch.Tensor, ys: torch.Tensor, x
 
     Returns ``(B, 3, H, W)`` (channels-last memory), equal to ``clif(phi, coord, cell)``.
     """
-    winograd = phi.device.type == "cpu" and clif.config.hidden >= _WINOGRAD_MIN_CHANNELS
+    # Winograd's transforms amplify rounding: fp32/fp64 only (half precision takes the library conv).
+    winograd = (phi.device.type == "cpu" and clif.config.hidden >= _WINOGRAD_MIN_CHANNELS
+                and phi.dtype in (torch.float32, torch.float64))
     workspaces = [] if winograd else None  # Winograd's band buffers, shared by all its convs
     x = first_conv_regular(clif.conv_in, phi, ys, xs, cell)  # (B, H, W, D)
     h = torch.empty_like(x) if winograd and clif.blocks else None  # every block's inner activation
