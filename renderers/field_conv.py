@@ -86,7 +86,7 @@ def first_conv_regular(conv: torch.nn.Conv2d, phi: torch.Tensor, ys: torch.Tenso
     H, W = ys.shape[1], xs.shape[1]
     weight = conv.weight.to(phi.dtype)
     D = weight.shape[0]
-    taps = weight[:, :C].permute(1, 3, 2, 0).reshape(C, 9 * D)  # (C, (dx, dy, D))
+    taps = weight[:, :C].permute(3, 1, 2, 0).reshape(3, C, 3 * D)  # (dx, C, (dy, D))
     bias = conv.bias.to(phi.dtype) if conv.bias is not None else weight.new_zeros(D)
     out = phi.new_empty(B, H, W, D)
     plans, borders = [], []
@@ -105,8 +105,8 @@ def first_conv_regular(conv: torch.nn.Conv2d, phi: torch.Tensor, ys: torch.Tenso
         borders.append((a, bx))
     rows_per_chunk = max(1, _CHUNK_ELEMENTS // (W * D))
     jobs = [(b, y0, min(H, y0 + rows_per_chunk)) for b in range(B) for y0 in range(0, H, rows_per_chunk)]
-    run_chunks(jobs, lambda job, _: _feature_rows(plans[job[0]], taps, job[1], job[2], out[job[0]]),
-               lambda: None, elements=out.numel(), workers=None if phi.device.type == "cpu" else 1)
+    run_chunks(jobs, lambda job, bufs: _feature_rows(plans[job[0]], taps, job[1], job[2], out[job[0]], bufs),
+               dict, elements=out.numel(), workers=None if phi.device.type == "cpu" else 1)
     for b, (a, bx) in enumerate(borders):
         # Border rows/columns: the geometric taps that fall outside the grid were counted above.
         out[b, :, 0].sub_(a[:, 0])
@@ -116,24 +116,51 @@ def first_conv_regular(conv: torch.nn.Conv2d, phi: torch.Tensor, ys: torch.Tenso
     return out
 
 
-def _feature_rows(plan: _Plan, taps: torch.Tensor, y0: int, y1: int, out: torch.Tensor) -> None:
-    """Output rows ``y0 .. y1 - 1`` of one image into ``out (H, W, D)``: field part plus geometric terms."""
-    D = out.shape[-1]
+def _buffer(buffers: dict, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """A scratch tensor of ``shape`` kept in ``buffers`` and reused by later chunks (grown if needed).
+
+    Reuse matters on CPU: a big fresh allocation is new pages that the kernel must fault in and zero.
+    """
+    size = 1
+    for s in shape:
+        size *= s
+    flat = buffers.get(name)
+    if flat is None or flat.numel() < size:
+        flat = buffers[name] = like.new_empty(size)
+    return flat[:size].view(shape)
+
+
+def _feature_rows(plan: _Plan, taps: torch.Tensor, y0: int, y1: int, out: torch.Tensor, buffers: dict) -> None:
+    """Output rows ``y0 .. y1 - 1`` of one image into ``out (H, W, D)``: field part plus geometric terms.
+
+    ``taps (3 dx, C, 3 dy x D)``; ``buffers`` holds this thread's scratch tensors.
+    """
+    W, D = out.shape[1:]
     field, col_pat = plan.field, plan.col_pat
     pats, inv = torch.unique(plan.row_inv[y0:y1], return_inverse=True)
     triples = plan.row_pat[pats]  # (p, 3): field rows above / at / below, -1 outside the grid
     need, where = torch.unique(triples.clamp(min=0), return_inverse=True)
     where = torch.where(triples < 0, need.numel(), where)  # -1 -> the zero row of R
-    # 1. All 9 taps at the needed field cells: T (rows, cols + 1, dx, dy, D), the last column zero.
-    T = torch.mm(field[need].flatten(0, 1), taps).view(need.numel(), field.shape[1], 3, 3, D)
-    # 2. Column patterns: R[r, q, dy] = sum_dx T[r, col_pat[q, dx], dx, dy]; the last row zero.
-    R = field.new_empty(need.numel() + 1, col_pat.shape[0], 3, D)
+    n, cols, Q, p = need.numel(), field.shape[1], col_pat.shape[0], pats.numel()
+    rows = field[need].flatten(0, 1)  # (n x cols, C): the needed field cells; the last column is zero
+    # 1-2. Taps of one dx at a time, T (n, cols, dy, D), gathered at the column patterns:
+    #      R[r, q, dy] = sum_dx T_dx[r, col_pat[q, dx], dy]; R's last row is zero (outside the grid).
+    R = _buffer(buffers, "R", (n + 1, Q, 3, D), out)
     R[-1].zero_()
-    torch.index_select(T[:, :, 0], 1, col_pat[:, 0], out=R[:-1])
-    R[:-1].add_(T[:, :, 1].index_select(1, col_pat[:, 1])).add_(T[:, :, 2].index_select(1, col_pat[:, 2]))
+    T = _buffer(buffers, "T", (n, cols, 3, D), out)
+    gathered = _buffer(buffers, "gathered", (n, Q, 3, D), out)
+    for dx in range(3):
+        torch.mm(rows, taps[dx], out=T.view(n * cols, 3 * D))
+        torch.index_select(T, 1, col_pat[:, dx], out=R[:-1] if dx == 0 else gathered)
+        if dx:
+            R[:-1].add_(gathered)
     # 3. Row patterns: P[p, q] = sum_dy R[where[p, dy], q, dy].
-    P = R[:, :, 0].index_select(0, where[:, 0])
-    P.add_(R[:, :, 1].index_select(0, where[:, 1])).add_(R[:, :, 2].index_select(0, where[:, 2]))
+    P = _buffer(buffers, "P", (p, Q, D), out)
+    picked = _buffer(buffers, "picked", (p, Q, D), out)
+    torch.index_select(R[:, :, 0], 0, where[:, 0], out=P)
+    for dy in (1, 2):
+        P.add_(torch.index_select(R[:, :, dy], 0, where[:, dy], out=picked))
     # 4. Spread over the pixels, adding the column and row terms of the geometric channels.
-    P = P.index_select(1, plan.col_inv).add_(plan.col_term)  # (p, W, D)
-    torch.index_select(P, 0, inv, out=out[y0:y1]).add_(plan.row_term[y0:y1, None])
+    spread = torch.index_select(P, 1, plan.col_inv, out=_buffer(buffers, "spread", (p, W, D), out))
+    spread.add_(plan.col_term)
+    torch.index_select(spread, 0, inv, out=out[y0:y1]).add_(plan.row_term[y0:y1, None])
