@@ -13,15 +13,6 @@ from renderers.region import render_region, render_tiled
 C = 6
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These renders are tiny: on 2 shared cores, thread barriers would cost more than they save."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(name: str, channels: int = C, width: int = 32) -> torch.nn.Module:
     """Small renderers of every kind, in eval mode (none of them has train-time behaviour)."""
     if name in ("clif", "clif_plain"):
