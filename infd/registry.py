@@ -34,7 +34,8 @@ def import_builtin_models():
     """Import the project's model modules so their kinds are registered."""
     import importlib
 
-    for name in ("infd.models.autoencoder", "infd.models.unet", "infd.models.uvit", "infd.losses"):
+    for name in ("infd.models.autoencoder", "infd.models.unet", "infd.models.uvit", "infd.losses",
+                 "infd.diffusion.bundle"):
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as err:

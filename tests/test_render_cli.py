@@ -37,7 +37,7 @@ INVALID = [
     (["--size", "64", "--region", "60,0,10,10"], "outside the 64x64 image"),
     (["--size", "64", "--region=-1,0,10,10"], "outside the 64x64 image"),
     (["--size", "64", "--region", "1,2,3"], "four integers"),
-    (["--sampler", "euler"], "choose from ddpm, ddim, dpmpp2m"),
+    (["--sampler", "euler"], "choose from ddpm, ddim, dpmpp_2m"),
     (["--steps", "0"], "--steps must be at least 1"),
     (["--guidance", "nan"], "--guidance must be"),
     (["--tile", "0"], "--tile must be at least 1"),

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "write --num-samples (their own parsers take --num for --numa-binding/--num_processes)")
     p.add_argument("--seed", default="0", help="seed, range A-B or list 1,5,9 (default 0)")
     p.add_argument("--steps", type=int, default=50, help="sampling steps (diffusion models)")
-    p.add_argument("--sampler", default="ddim", help="ddpm, ddim or dpmpp2m (diffusion models)")
+    p.add_argument("--sampler", default="ddim", help="ddpm, ddim or dpmpp_2m (diffusion models)")
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale")
     p.add_argument("--class", dest="class_label", type=int, help="class label (class-conditional models)")
     p.add_argument("--tile", type=int, help="tile side in pixels (default: from free memory)")

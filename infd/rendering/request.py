@@ -13,7 +13,7 @@ from pathlib import Path
 from .formats import (FORMATS, Format, SinkError, check_capacity, check_memory, check_writable,
                       format_for_path)
 
-SAMPLERS = ("ddpm", "ddim", "dpmpp2m")
+SAMPLERS = ("ddpm", "ddim", "dpmpp_2m")  # the names of infd.diffusion.samplers.SAMPLERS (no torch import here)
 DTYPE_NAMES = ("fp32", "bf16", "fp16")
 MAX_SEEDS = 1_000_000
 

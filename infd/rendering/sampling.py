@@ -6,7 +6,8 @@ says so: its output is noise from an untrained model.
 
 ``sample_latents`` is the one seam for the diffusion prior. A model without a prior (an autoencoder
 alone) gets ``z ~ N(0, I)`` of its latent shape, one seeded generator per sample so a sample does not
-depend on its batch; a diffusion bundle will run its sampler (``SamplingOptions``) here instead.
+depend on its batch; a diffusion bundle (``infd.diffusion.bundle.LatentDiffusion``) runs its sampler
+(``SamplingOptions``) on that noise instead.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from infd.checkpoint import CheckpointError, load_model
+from infd.diffusion.noise import PerSampleRNG
 
 from .request import RequestError, SamplingOptions
 
@@ -71,10 +73,12 @@ def sample_latents(model: nn.Module, seeds: list[int], options: SamplingOptions,
 
     Without a diffusion prior: ``z ~ N(0, I)``, drawn per seed (``torch.Generator().manual_seed``), so
     a seed gives the same sample in any batch and on any rank. With a prior the model's own
-    ``sample_latents(noise, options, on_step)`` turns that noise into samples.
+    ``sample_latents(noise, options, on_step, rng=rng)`` turns that noise into samples, drawing the
+    noise of stochastic steps from the same per-seed generators.
     """
     shape = latent_shape(model)
-    noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(seed)) for seed in seeds])
+    rng = PerSampleRNG(seeds)  # x_T first, then (for a prior) the noise of stochastic sampler steps
+    noise = rng.randn(shape)
     if not has_prior(model):
         if on_step is not None:
             on_step(1)
@@ -82,4 +86,4 @@ def sample_latents(model: nn.Module, seeds: list[int], options: SamplingOptions,
     if options.class_label is not None and getattr(model, "num_classes", None) is not None \
             and options.class_label >= model.num_classes:
         raise RequestError(f"--class {options.class_label} is not a label of this model (0..{model.num_classes - 1})")
-    return model.sample_latents(noise, options, on_step)
+    return model.sample_latents(noise, options, on_step, rng=rng)

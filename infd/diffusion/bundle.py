@@ -1,0 +1,116 @@
+"""A latent diffusion bundle: the frozen autoencoder, the diffusion backbone and the latent scaling, as
+one model (kind ``latent_diffusion``) saved in one safetensors file.
+
+It keeps the autoencoder's rendering interface (``decode(z) -> phi``, ``renderer``,
+``config.z_channels`` / ``config.latent_size``), so everything that renders an autoencoder renders a
+bundle, and adds the prior: ``sample_latents(noise, options)`` turns ``x_T`` into autoencoder latents.
+
+The backbone works in normalised units, ``x = (z - shift) / scale`` (LDM's ``scale_factor``, per channel
+or one value for all channels); ``to_model_space`` / ``to_latent_space`` convert.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..config import ConfigError
+from ..models.autoencoder import AutoencoderConfig, NeuralFieldAutoencoder
+from ..registry import register_model
+from .config import DiffusionConfig, build_backbone, build_schedule
+from .noise import RNG
+from .samplers import sample
+
+
+@dataclass
+class LatentDiffusionConfig:
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    latent_shift: tuple[float, ...] = (0.0,)  # one value, or one per latent channel
+    latent_scale: tuple[float, ...] = (1.0,)
+
+    def __post_init__(self):
+        n = self.autoencoder.z_channels
+        for name in ("latent_shift", "latent_scale"):
+            if len(getattr(self, name)) not in (1, n):
+                raise ConfigError(f"config key '{name}' needs 1 or {n} values, got {len(getattr(self, name))}")
+        if not all(s > 0 for s in self.latent_scale):
+            raise ConfigError(f"config key 'latent_scale' must be positive, got {list(self.latent_scale)}")
+
+    @property
+    def z_channels(self) -> int:
+        return self.autoencoder.z_channels
+
+    @property
+    def latent_size(self) -> int:
+        return self.autoencoder.latent_size
+
+
+@register_model("latent_diffusion", LatentDiffusionConfig)
+class LatentDiffusion(nn.Module):
+    """``autoencoder`` (frozen in stage 2) + ``backbone`` (eps/v model on normalised latents)."""
+
+    def __init__(self, config: LatentDiffusionConfig):
+        super().__init__()
+        self.config = config
+        self.autoencoder = NeuralFieldAutoencoder(config.autoencoder)
+        self.backbone = build_backbone(config.diffusion)
+        self.schedule = build_schedule(config.diffusion)
+
+    @property
+    def renderer(self) -> nn.Module:
+        return self.autoencoder.renderer
+
+    @property
+    def num_classes(self) -> int | None:
+        return getattr(self.config.diffusion.model, "num_classes", None)
+
+    def _affine(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shift = torch.tensor(self.config.latent_shift, dtype=like.dtype, device=like.device).view(1, -1, 1, 1)
+        scale = torch.tensor(self.config.latent_scale, dtype=like.dtype, device=like.device).view(1, -1, 1, 1)
+        return shift, scale
+
+    def to_model_space(self, z: torch.Tensor) -> torch.Tensor:
+        """Autoencoder latents ``z (B, C, h, w)`` -> the backbone's normalised units."""
+        shift, scale = self._affine(z)
+        return (z - shift) / scale
+
+    def to_latent_space(self, x: torch.Tensor) -> torch.Tensor:
+        shift, scale = self._affine(x)
+        return x * scale + shift
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Field ``phi`` of autoencoder latents ``z`` (B, z_channels, h, w)."""
+        return self.autoencoder.decode(z)
+
+    def label_cond(self, class_label: int | None, batch: int, device) -> torch.Tensor | None:
+        """Labels ``(batch,)`` for a class, or ``None`` (unconditional: the null label if the model has one)."""
+        if class_label is None:
+            return None
+        if self.num_classes is None:
+            raise ValueError("this model is unconditional; it takes no class label")
+        if not 0 <= class_label < self.num_classes:
+            raise ValueError(f"class label {class_label} is not in 0..{self.num_classes - 1}")
+        return torch.full((batch,), class_label, dtype=torch.long, device=device)
+
+    @torch.no_grad()
+    def sample_latents(self, noise: torch.Tensor, options, on_step: Callable[[int], None] | None = None,
+                       rng: RNG = None, **sampler_kwargs) -> torch.Tensor:
+        """Autoencoder latents ``(B, C, h, w)`` on the CPU from ``x_T = noise`` (B, C, h, w).
+
+        ``options`` is a ``SamplingOptions`` (sampler, steps, guidance, class_label); the sampler's other
+        settings (eta, spacing, clipping) come from the bundle's config. ``rng`` draws the noise of
+        stochastic steps (a ``PerSampleRNG`` makes every sample independent of its batch).
+        """
+        device = next(self.backbone.parameters()).device
+        x_T = noise.to(device)
+        cond = self.label_cond(options.class_label, x_T.shape[0], device)
+        config = replace(self.config.diffusion.sampler, name=options.sampler, steps=options.steps,
+                         guidance_scale=options.guidance)
+        callback = None if on_step is None else (lambda *_: on_step(1))
+        x0 = sample(self.backbone.eval(), x_T, self.schedule, config, cond=cond, null_cond=self.backbone.null_cond,
+                    prediction=self.config.diffusion.objective.prediction, rng=rng, callback=callback,
+                    **sampler_kwargs)
+        return self.to_latent_space(x0).float().cpu()
