@@ -7,7 +7,7 @@ import torch
 import yaml
 from PIL import Image
 
-from infd.inverse.conditions import MaskedPixels, Pixels, build_conditions
+from infd.inverse.conditions import Conditions, MaskedPixels, Pixels, build_conditions
 from infd.inverse.draw import draw_layout
 from infd.inverse.layout import LayoutError, load_layout
 from infd.inverse.regions import Box
@@ -62,6 +62,10 @@ def test_image_terms_load_resized_images_and_masks(images):
     render = masked.target.clone()[None]
     render[:, :, 16:48, 16:48] = 1.0
     assert masked.loss(render).item() == 0 and low.loss(low.target[None] + 0.1).item() == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="unique"):
+        Conditions([low, low])
+    with pytest.raises(ValueError, match="at least one term"):
+        Conditions([])
 
 
 BAD = [

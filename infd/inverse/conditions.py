@@ -103,6 +103,8 @@ class Conditions:
     """The terms of a layout; ``losses(renderer, phi)`` -> ``{name: (B,)}``, ``total`` -> ``(B,)``."""
 
     def __init__(self, terms: list[Term]):
+        if not terms:
+            raise ValueError("conditions need at least one term")
         names = [t.name for t in terms]
         if len(set(names)) != len(names):
             raise ValueError(f"term names must be unique, got {names}")

@@ -4,7 +4,7 @@ At every sampler step the backbone predicts ``x0`` from ``x_t``; we map it to au
 decode the field ``phi``, render every term's box at its resolution and take the gradient of the
 weighted loss through all of it:
 
-    g = -s grad_{x_t} sum_k w_k L_k(render_k(D(x0_pred(x_t))))        (GLIDE Sec. 3.2, CLIP guidance)
+    g = -s grad_{x_t} sum_k w_k L_k(render_k(D(x0_pred(x_t))))        (GLIDE Sec. 2.4, CLIP guidance)
 
 and the sampler shifts the score by ``g`` (``eps <- eps - sigma_t g``, ADM Sec. 4.2), which moves the
 mean of each step towards lower loss. ``s`` is ``GuidedOptions.scale``; ``s = 0`` is the unguided
@@ -78,7 +78,7 @@ def solve_guided(model, conditions: Conditions, seeds: list[int], options: Guide
     try:
         x0 = sample(model.backbone, x_T, model.schedule, config, cond=cond, null_cond=model.backbone.null_cond,
                     prediction=model.config.diffusion.objective.prediction, rng=rng,
-                    cond_fn=cond_fn if options.scale > 0 and len(conditions) else None, callback=callback)
+                    cond_fn=cond_fn if options.scale > 0 else None, callback=callback)
     finally:
         bar.close()
     z = model.to_latent_space(x0)

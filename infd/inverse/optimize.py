@@ -42,7 +42,7 @@ class OptimizeOptions:
     prior: Literal["gaussian", "denoise", "none"] = "gaussian"
     prior_weight: float = 1e-3  # lambda_prior
     optimize_field: bool = False
-    field_lr: float = 0.02  # Adam on the residual field
+    field_lr: float = 0.05  # Adam on the residual field
     field_weight: float = 0.0  # lambda_field
     t_range: tuple[float, float] = (0.02, 0.98)  # ``denoise``: t uniform in this fraction of the T steps
     seed: int = 0  # ``denoise``: timesteps and noise
