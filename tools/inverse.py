@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Solve an inverse problem at any scale from a layout file: CLIP prompts on boxes, super-resolution, inpainting.
+
+The work is done by ``infd.inverse``; this script parses the arguments, shows progress and turns every
+invalid request (bad layout, sizes, paths, missing weights) into one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+EXAMPLES = """\
+examples:
+  tools/inverse.py --layout configs/inverse/super_resolution.yaml --solver optimize --optimize-field \\
+      --checkpoint bundle.safetensors --size 1024 --also-size 256 --out out/sr.png
+                                    a low-resolution photo matched at its size, rendered at 1024 (and 256)
+  tools/inverse.py --layout configs/inverse/inpainting.yaml --solver optimize --optimize-field --out out/fill.png
+  tools/inverse.py --layout configs/inverse/two_prompts.yaml --clip clip-b32 --steps 100 --size 2048 \\
+      --out out/scene.png         two prompts on two boxes, guided sampling; writes out/scene_layout.png too
+
+A layout is a YAML/JSON file with a list of terms (see configs/inverse/ and infd/inverse/layout.py).
+CLIP weights are a local transformers CLIPModel directory (save_pretrained); nothing is downloaded.
+"""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors as one line and exit code 2 (argparse would print the usage first)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="inverse.py", description=__doc__.splitlines()[0], epilog=EXAMPLES,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--layout", required=True, help="layout file (.yaml/.yml/.json): the list of conditions")
+    p.add_argument("--checkpoint", help="latent diffusion bundle .safetensors (default: the bundled model)")
+    p.add_argument("--size", default="1024", help="N (square) or WIDTHxHEIGHT of the result (default 1024)")
+    p.add_argument("--also-size", dest="also_sizes", help="e.g. 256,640x480: also write the result at these sizes")
+    p.add_argument("--out", default="out/inverse.png", help="result file (.png .jpg .webp .tif); default out/inverse.png")
+    p.add_argument("--solver", default="guided", help="guided (guidance during sampling) or optimize (Adam on z)")
+    p.add_argument("--steps", type=int, help="sampler steps (guided, default 50) or Adam steps (optimize, default 200)")
+    p.add_argument("--sample-steps", type=int, default=50, help="optimize: steps of the sample it starts from")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
+    p.add_argument("--clip", help="directory of a transformers CLIPModel + tokenizer (for clip_text terms)")
+    p.add_argument("--guidance-scale", type=float, default=100.0, help="guided: scale s of the gradient (default 100)")
+    p.add_argument("--lr", type=float, default=0.05, help="optimize: Adam learning rate on the latent (default 0.05)")
+    p.add_argument("--prior", default="gaussian", help="optimize: gaussian, denoise or none (default gaussian)")
+    p.add_argument("--prior-weight", type=float, default=1e-3, help="optimize: weight of the prior (default 1e-3)")
+    p.add_argument("--optimize-field", action="store_true", help="optimize: also fit a residual field")
+    p.add_argument("--field-lr", type=float, default=0.05, help="optimize: Adam learning rate on the field (0.05)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    return p
+
+
+def _stop(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C, so temp files are removed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    def fail(err: Exception) -> int:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        return 2
+
+    from infd.inverse.job import InverseError, make_inverse_request
+
+    try:  # the layout, sizes and paths, before any model is loaded
+        request = make_inverse_request(
+            layout=args.layout, size=args.size, out=args.out, also_sizes=args.also_sizes, solver=args.solver,
+            steps=args.steps, sample_steps=args.sample_steps, seed=args.seed, guidance_scale=args.guidance_scale,
+            lr=args.lr, prior=args.prior, prior_weight=args.prior_weight, optimize_field=args.optimize_field,
+            field_lr=args.field_lr, device=args.device)
+    except InverseError as err:
+        return fail(err)
+
+    signal.signal(signal.SIGTERM, _stop)
+    from tqdm import tqdm
+
+    from infd.checkpoint import CheckpointError, load_model
+    from infd.config import ConfigError
+    from infd.inverse.clip import ClipError, load_clip
+    from infd.inverse.conditions import build_conditions
+    from infd.inverse.job import describe_losses, solve, write_outputs
+    from infd.inverse.layout import LayoutError
+    from infd.rendering.formats import SinkError
+    from infd.rendering.job import resolve_device
+    from infd.rendering.request import RequestError
+    from infd.rendering.sampling import BUNDLED_CHECKPOINT, has_prior
+
+    try:
+        if request.layout.needs_clip and args.clip is None:
+            raise ClipError("the layout has clip_text terms: pass --clip DIR, a transformers CLIPModel directory "
+                            "(save_pretrained of e.g. openai/clip-vit-base-patch32 with its tokenizer)")
+        if args.checkpoint is None and not BUNDLED_CHECKPOINT.is_file():
+            raise CheckpointError(f"no --checkpoint given and no bundled model at {BUNDLED_CHECKPOINT}: "
+                                  "pass --checkpoint BUNDLE.safetensors (a latent diffusion bundle)")
+        device = resolve_device(request.device)
+        clip = load_clip(args.clip, device) if request.layout.needs_clip else None
+        checkpoint = args.checkpoint or BUNDLED_CHECKPOINT
+        model = load_model(checkpoint, device)
+        if not has_prior(model):
+            raise CheckpointError(f"{checkpoint} holds a {type(model).__name__} without a diffusion prior: "
+                                  "inverse problems need a latent diffusion bundle")
+        conditions = build_conditions(request.layout, clip, seed=request.seed)
+        result = solve(request, model, conditions, progress=True)
+        for line in describe_losses(conditions, result.losses):
+            print(line)
+        with tqdm(desc="tiles", unit="tile", file=sys.stderr, dynamic_ncols=True) as bar:
+            written = write_outputs(request, model, result.phi.to(device), bar)
+        for path in written:
+            print(f"wrote {path}")
+        return 0
+    except (InverseError, LayoutError, ClipError, CheckpointError, ConfigError, RequestError, SinkError) as err:
+        return fail(err)
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted; no partial file was left at the output path", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
