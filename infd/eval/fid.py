@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from renderers.coords import Region
 
-from .frechet import FeatureStats, fid_of_stats
+from .frechet import FeatureStats, Method, fid_of_stats
 from .photos import photo_crop, photo_square
 
 Extractor = Callable[[torch.Tensor], torch.Tensor]  # images (B, 3, H, W) in [-1, 1] -> features (B, D)
@@ -120,6 +120,6 @@ def sample_batches(model, seeds: list[int], settings: FIDSettings, options, batc
         yield out
 
 
-def fid_table(real: dict[str, FeatureStats], fake: dict[str, FeatureStats]) -> dict[str, float]:
-    """FID per feature set present in both (``full`` and ``patch@R``)."""
-    return {key: fid_of_stats(fake[key], real[key]) for key in fake if key in real}
+def fid_table(real: dict[str, FeatureStats], fake: dict[str, FeatureStats], method: Method = "auto") -> dict[str, float]:
+    """FID per feature set present in both (``full`` and ``patch@R``); ``method``: the matrix square root."""
+    return {key: fid_of_stats(fake[key], real[key], method) for key in fake if key in real}

