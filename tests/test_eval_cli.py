@@ -80,8 +80,8 @@ def test_bundle_with_fid_and_patch_fid(files, tmp_path):
     out = tmp_path / "out"
     result = run("--checkpoint", files["bundle"], "--data", files["val"], "--train-data", files["train"], "--fid",
                  "--num-samples", 2, "--num-real", 2, "--steps", 1, "--fid-sizes", 48, "--patch", 16,
-                 "--full-size", 16, "--sqrtm", "eigh", "--sizes", 32, "--scales", 2, "--no-lpips", "--num-photos", 1, "--out", out,
-                 cwd=tmp_path)
+                 "--full-size", 16, "--sqrtm", "eigh", "--sizes", 32, "--scales", 2, "--no-lpips", "--num-photos", 1,
+                 "--out", out, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     fid = json.loads((out / "results.json").read_text())["fid"]
     assert fid["num_samples"] == 2 and fid["num_real"] == 2 and list(fid["patch_fid"]) == ["48"]

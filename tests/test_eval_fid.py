@@ -1,8 +1,11 @@
 """FID and patch-FID with a tiny random feature extractor: the math, the seeded crops, samples vs photos."""
+import dataclasses
+
 import pytest
 import torch
 from eval_testing import TinyExtractor, photo, png_bytes, tiny_autoencoder, tiny_bundle, write_photo_shards
 
+from data import sample_whole
 from data.decode import open_image
 from data.patches import decode_square
 from data.resize import resize_region
@@ -61,8 +64,10 @@ def test_real_crops_are_the_crops_of_the_resized_photo():
     full = resize_region(img, (96, 96), None, "lanczos", box) / 127.5 - 1
     rows, cols = region.slices()
     torch.testing.assert_close(crop, full[:, rows, cols], rtol=0, atol=0)  # exactly the full resize's pixels
-    pillow = photo_square(data, 96, config)[:, rows, cols]  # Pillow's 8-bit Lanczos: within rounding
-    assert (crop - pillow).abs().max() < 3 / 127.5
+    square = photo_square(data, 96, config)
+    whole = sample_whole(data, dataclasses.replace(config.patches, whole_size=96), config.decode)["gt"]
+    torch.testing.assert_close(square, whole, rtol=0, atol=0)  # the ground truth of data.sample_whole
+    assert (crop - square[:, rows, cols]).abs().max() < 3 / 127.5  # Pillow's 8-bit Lanczos: within rounding
 
 
 def test_sample_crops_are_crops_of_the_full_render_whatever_the_batch():

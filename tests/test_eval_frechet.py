@@ -55,7 +55,8 @@ def test_diagonal_covariances_closed_form(method):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_scaled_covariance_closed_form(method):
-    # Sigma_2 = c^2 Sigma_1 (not diagonal): (Sigma_1 Sigma_2)^(1/2) = c Sigma_1, so d^2 = |dmu|^2 + (1 - c)^2 tr Sigma_1.
+    # Sigma_2 = c^2 Sigma_1 (not diagonal): (Sigma_1 Sigma_2)^(1/2) = c Sigma_1,
+    # so d^2 = |dmu|^2 + (1 - c)^2 tr Sigma_1.
     rng = np.random.default_rng(2)
     sigma = random_spd(rng, 8)
     mu1, mu2 = rng.standard_normal(8), rng.standard_normal(8)
@@ -74,7 +75,8 @@ def test_non_commuting_2x2_closed_form(method):
         m = s1 @ s2
         trace_root = np.sqrt(np.trace(m) + 2 * np.sqrt(np.linalg.det(m)))
         expected = np.trace(s1) + np.trace(s2) - 2 * trace_root
-        assert frechet_distance(np.zeros(2), s1, np.zeros(2), s2, method) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+        got = frechet_distance(np.zeros(2), s1, np.zeros(2), s2, method)
+        assert got == pytest.approx(expected, rel=1e-9, abs=1e-12)
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="shard URLs of held-out photos (brace patterns allowed)")
     p.add_argument("--out", default="eval_out", help="output folder (default eval_out)")
     p.add_argument("--num-photos", type=int, default=8, help="held-out photos: the first N of --data (default 8)")
-    p.add_argument("--sizes", type=int, nargs="+", help="reconstruction output sizes (default S 2S 4S, S = encoder input)")
+    p.add_argument("--sizes", type=int, nargs="+",
+                   help="reconstruction output sizes (default S 2S 4S, S = encoder input)")
     p.add_argument("--scales", type=float, nargs="+", default=[2.0, 2.7, 3.0, 4.0],
                    help="super-resolution scales > 1 (default 2 2.7 3 4)")
     p.add_argument("--compare", nargs="+", default=[], metavar="CKPT",

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from renderers.coords import Region
 
 from .frechet import FeatureStats, Method, fid_of_stats
-from .photos import photo_crop, photo_square
+from .photos import decode_photo, photo_crop, photo_square
 
 Extractor = Callable[[torch.Tensor], torch.Tensor]  # images (B, 3, H, W) in [-1, 1] -> features (B, D)
 FULL = "full"
@@ -76,7 +76,7 @@ def real_batches(photos: list[bytes], settings: FIDSettings, data_config, batch:
                  progress: bool = False) -> Iterator[dict[str, torch.Tensor]]:
     """``{key: images}`` of the real photos: whole squares at ``full_size`` and the seeded crops."""
     for start in tqdm(range(0, len(photos), batch), desc="FID real photos", unit="batch", disable=not progress):
-        chunk = list(enumerate(photos[start:start + batch], start))
+        chunk = [(i, decode_photo(p, data_config)) for i, p in enumerate(photos[start:start + batch], start)]
         out = {FULL: torch.stack([photo_square(p, settings.full_size, data_config) for _, p in chunk])}
         for R in settings.sizes:
             out[patch_key(R)] = torch.stack([photo_crop(p, R, patch_region(R, settings.patch, i, settings.seed),
@@ -120,6 +120,7 @@ def sample_batches(model, seeds: list[int], settings: FIDSettings, options, batc
         yield out
 
 
-def fid_table(real: dict[str, FeatureStats], fake: dict[str, FeatureStats], method: Method = "auto") -> dict[str, float]:
+def fid_table(real: dict[str, FeatureStats], fake: dict[str, FeatureStats],
+              method: Method = "auto") -> dict[str, float]:
     """FID per feature set present in both (``full`` and ``patch@R``); ``method``: the matrix square root."""
     return {key: fid_of_stats(fake[key], real[key], method) for key in fake if key in real}

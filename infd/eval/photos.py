@@ -2,14 +2,20 @@
 
 Every photo becomes its centred square (``center_crop``), resized with an antialiased Lanczos filter.
 Evaluation decodes exactly (``fast_decode=False``: no reduced JPEG decode), so the ground truth does
-not depend on the size it is made at beyond the resize itself.
+not depend on the size it is made at beyond the resize itself. Square images are those of
+``data.sample_whole`` (``photo_square`` equals its ``gt``); crops are computed alone (``photo_crop``).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
+from PIL import Image
 
+from data import DataConfig, PatchConfig, expand_urls
+from data.decode import open_image
+from data.patches import decode_square
+from data.resize import Box, resize_pil, resize_region
 from renderers.coords import Region
 
 from ..ae_eval import first_images
@@ -17,8 +23,6 @@ from ..ae_eval import first_images
 
 def eval_data_config(urls: str | list[str], encoder_size: int):
     """A whole-image, single-pass ``DataConfig`` for held-out photos and an encoder input of ``encoder_size``."""
-    from data import DataConfig, PatchConfig
-
     patches = PatchConfig(encoder_size=encoder_size, patch_size=1, max_size=None, square="center_crop",
                           fast_decode=False, kernel="lanczos")
     return DataConfig(urls=urls, mode="whole", resampled=False, shard_shuffle=False, shuffle_buffer=0,
@@ -27,8 +31,6 @@ def eval_data_config(urls: str | list[str], encoder_size: int):
 
 def missing_local_shards(urls: str | list[str]) -> list[str]:
     """The shard URLs that are plain local paths and do not exist (pipes and remote URLs are not checked)."""
-    from data import expand_urls
-
     local = [u for u in expand_urls(urls) if "://" not in u and not u.startswith("pipe:")]
     return [u for u in local if not Path(u.removeprefix("file:")).is_file()]
 
@@ -41,26 +43,25 @@ def load_photos(data_config, count: int | None = None) -> list[bytes]:
     return photos
 
 
-def photo_square(data: bytes, size: int, data_config) -> torch.Tensor:
-    """The photo's centred square resized to ``size x size``: ``(3, size, size)`` in [-1, 1]."""
-    import dataclasses
-
-    from data import sample_whole
-
-    patches = dataclasses.replace(data_config.patches, whole_size=size)
-    return sample_whole(data, patches, data_config.decode)["gt"]
+def decode_photo(data: bytes, data_config) -> tuple[Image.Image, Box]:
+    """Decode a photo once: ``(image, box)``, its centred square as a box of the decoded image."""
+    img = open_image(data, data_config.decode.max_pixels)
+    return decode_square(img, data_config.patches, data_config.decode, None)
 
 
-def photo_crop(data: bytes, size: int, region: Region, data_config) -> torch.Tensor:
+def photo_square(photo: bytes | tuple[Image.Image, Box], size: int, data_config) -> torch.Tensor:
+    """The photo's (bytes, or ``decode_photo``'s result) centred square resized to ``size x size`` by
+    Pillow's Lanczos, as ``data.sample_whole`` makes its ground truth: ``(3, size, size)`` in [-1, 1]."""
+    img, box = decode_photo(photo, data_config) if isinstance(photo, bytes) else photo
+    return resize_pil(img, size, box, data_config.patches.kernel) / 127.5 - 1.0
+
+
+def photo_crop(photo: bytes | tuple[Image.Image, Box], size: int, region: Region, data_config) -> torch.Tensor:
     """Pixels ``region`` of the photo's square resized to ``size x size``: ``(3, h, w)`` in [-1, 1].
 
-    Only the crop is computed (``data.resize.resize_region``, the exact Lanczos resize of the square).
+    Only the crop is computed (``data.resize.resize_region``: the exact Lanczos resize of the square,
+    within Pillow's 8-bit rounding of ``photo_square``).
     """
-    from data.decode import open_image
-    from data.patches import decode_square
-    from data.resize import resize_region
-
-    img = open_image(data, data_config.decode.max_pixels)
-    img, box = decode_square(img, data_config.patches, data_config.decode, None)
+    img, box = decode_photo(photo, data_config) if isinstance(photo, bytes) else photo
     crop = resize_region(img, (size, size), region.check_inside((size, size)), data_config.patches.kernel, box)
     return crop / 127.5 - 1.0

@@ -66,7 +66,8 @@ class EvalOptions:
 
 
 def checkpoint_label(path: str | Path, model) -> str:
-    """A short name: the run folder of ``runs/NAME/checkpoints/x.safetensors`` (else the file stem), and the renderer."""
+    """A short name: the run folder of ``runs/NAME/checkpoints/x.safetensors`` (else the file stem) and
+    the renderer."""
     path = Path(path)
     name = path.parent.parent.name if path.parent.name == "checkpoints" and path.parent.parent.name else path.stem
     return f"{name} [{model.config.renderer.name}]"
@@ -126,10 +127,12 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None) -> dic
         fid_lib.real_batches(real_photos, settings, real_config, options.batch, options.progress), extractor)
     consistency = []
 
-    def on_full(phi, full):
-        F = settings.full_size
-        render_fn = lambda size: full if size == (F, F) else render(model.renderer, phi, size).to(phi.device)  # noqa: E731
-        consistency.append(metrics.scale_consistency(render_fn, F).cpu())
+    def on_full(phi, full):  # the full-size render exists already; scale_consistency renders only 2x
+        def render_fn(size):
+            if size == tuple(full.shape[-2:]):
+                return full
+            return render(model.renderer, phi, size).to(phi.device)
+        consistency.append(metrics.scale_consistency(render_fn, settings.full_size).cpu())
 
     seeds = list(range(options.seed, options.seed + options.num_samples))
     sampling = SamplingOptions(options.steps, options.sampler, options.guidance)
