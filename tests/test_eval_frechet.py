@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from infd.eval.frechet import FeatureStats, fid_of_stats, frechet_distance, trace_sqrt_product_eigh
+from infd.eval.frechet import FeatureStats, fid_of_stats, frechet_distance, has_scipy, trace_sqrt_product_eigh
 
-METHODS = ["scipy", "eigh"]
+NO_SCIPY = pytest.mark.skipif(not has_scipy(), reason="scipy is not installed (the eval extra)")
+METHODS = [pytest.param("scipy", marks=NO_SCIPY), "eigh"]
 
 
 def random_spd(rng, n, rank=None):
@@ -86,6 +87,7 @@ def test_identical_gaussians_are_at_zero(method):
     assert abs(frechet_distance(mu, sigma, mu, sigma, method)) < 1e-9 * np.trace(sigma)
 
 
+@NO_SCIPY
 def test_rank_deficient_covariances_agree_and_stay_finite():
     # Fewer samples than dimensions (as with small FID runs): singular covariances.
     rng = np.random.default_rng(5)

@@ -59,7 +59,8 @@ def format_markdown(results: dict) -> str:
     """The whole report as Markdown."""
     lines = ["# infd evaluation", "",
              f"Checkpoint `{results['checkpoint']}` ({results['kind']}, encoder input {results['encoder_size']}), "
-             f"{results['num_photos']} held-out photos from `{results['data']}`, device {results['device']}.", ""]
+             f"{results['num_photos']} held-out photo{'s' if results['num_photos'] != 1 else ''} from `{results['data']}`, "
+             f"device {results['device']}.", ""]
     if "reconstruction" in results:
         lines += ["## Reconstruction", "",
                   "Encoder input = photo resized to the input size; render at each size vs the photo resized to it. "

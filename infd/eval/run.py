@@ -127,11 +127,9 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None) -> dic
         fid_lib.real_batches(real_photos, settings, real_config, options.batch, options.progress), extractor)
     consistency = []
 
-    def on_full(phi, full):  # the full-size render exists already; scale_consistency renders only 2x
+    def on_full(phi, full):  # the full-size render (CPU) exists already; scale_consistency renders only 2x
         def render_fn(size):
-            if size == tuple(full.shape[-2:]):
-                return full
-            return render(model.renderer, phi, size).to(phi.device)
+            return full if size == tuple(full.shape[-2:]) else render(model.renderer, phi, size)
         consistency.append(metrics.scale_consistency(render_fn, settings.full_size).cpu())
 
     seeds = list(range(options.seed, options.seed + options.num_samples))
