@@ -13,6 +13,7 @@ from PIL import Image
 
 from data.shards import ShardWriter
 from infd.checkpoint import save_model
+from infd.eval.report import format_markdown
 from infd.models.autoencoder import NeuralFieldAutoencoder
 
 SCRIPT = ROOT / "tools" / "eval.py"
@@ -70,6 +71,7 @@ def test_autoencoder_with_a_liif_comparison(files, tmp_path):
     markdown = (out / "results.md").read_text()
     assert "## Arbitrary-scale super-resolution" in markdown and "| 2.5x | 80 |" in markdown
     assert "LPIPS" not in markdown and markdown in result.stdout
+    assert format_markdown(results) + "\n" == markdown  # the report renders again from results.json
     for name in ("reconstruction_psnr", "sr_psnr", "sr_ssim"):
         check_plot(out / f"{name}.png")
     assert not (out / "sr_lpips.png").exists()

@@ -55,12 +55,20 @@ def fid_lines(fid: dict) -> list[str]:
     return lines
 
 
+def _unnull(value):
+    """JSON's ``null`` back to ``inf`` (the only non-finite metric value: PSNR of identical images)."""
+    if isinstance(value, dict):
+        return {k: _unnull(v) for k, v in value.items()}
+    return math.inf if value is None else value
+
+
 def format_markdown(results: dict) -> str:
-    """The whole report as Markdown."""
+    """The whole report as Markdown (from ``evaluate``'s dict, or from ``results.json`` read back)."""
+    results = {**results, **{k: _unnull(results[k]) for k in ("reconstruction", "sr", "fid") if k in results}}
+    n = results["num_photos"]
     lines = ["# infd evaluation", "",
              f"Checkpoint `{results['checkpoint']}` ({results['kind']}, encoder input {results['encoder_size']}), "
-             f"{results['num_photos']} held-out photo{'s' if results['num_photos'] != 1 else ''} from `{results['data']}`, "
-             f"device {results['device']}.", ""]
+             f"{n} held-out photo{'s' if n != 1 else ''} from `{results['data']}`, device {results['device']}.", ""]
     if "reconstruction" in results:
         lines += ["## Reconstruction", "",
                   "Encoder input = photo resized to the input size; render at each size vs the photo resized to it. "
