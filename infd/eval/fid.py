@@ -1,0 +1,126 @@
+"""FID of generated samples against real photos, and patch-FID of crops of large renders.
+
+Feature sets (each a ``FeatureStats`` of one feature extractor, Inception for the real metric):
+
+- ``full``: whole images at ``full_size`` (samples rendered at that size; photos' squares resized to it).
+- ``patch@R`` for each render size ``R`` (e.g. 1024 and 2048, as in the paper): one ``P x P`` crop per
+  image of the image at ``R x R``. Only the crop is rendered (``infd.rendering.engine.render`` of a
+  region equals the same pixels of the full render) or resized (``photos.photo_crop``), so the cost is
+  that of the crop, not of the ``R x R`` image.
+
+Crops are seeded: image ``i`` (a photo's index, or a sample's seed) at size ``R`` takes the crop drawn
+by ``random.Random("patch-fid/{seed}/{R}/{i}")``, so a sample's crop does not depend on its batch and
+a run reproduces exactly. The FID of a feature set is ``frechet.fid_of_stats`` of its two statistics.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+import torch
+from tqdm import tqdm
+
+from renderers.coords import Region
+
+from .frechet import FeatureStats, Method, fid_of_stats
+from .photos import decode_photo, photo_crop, photo_square
+
+Extractor = Callable[[torch.Tensor], torch.Tensor]  # images (B, 3, H, W) in [-1, 1] -> features (B, D)
+FULL = "full"
+
+
+@dataclass(frozen=True)
+class FIDSettings:
+    """full_size: side of whole images; sizes: render sizes R of the patch crops; patch: crop side P."""
+
+    full_size: int = 256
+    sizes: tuple[int, ...] = (1024, 2048)
+    patch: int = 256
+    seed: int = 0  # of the crop positions
+
+    def __post_init__(self):
+        if self.full_size < 1 or self.patch < 1 or not self.sizes or min(self.sizes) < 1:
+            raise ValueError(f"FID sizes must be positive, got full {self.full_size}, sizes {list(self.sizes)}, "
+                             f"patch {self.patch}")
+        if self.patch > min(self.sizes):
+            raise ValueError(f"the patch ({self.patch} px) must fit in the smallest render size ({min(self.sizes)})")
+
+    @property
+    def keys(self) -> list[str]:
+        return [FULL, *(patch_key(R) for R in self.sizes)]
+
+
+def patch_key(size: int) -> str:
+    return f"patch@{size}"
+
+
+def patch_region(size: int, patch: int, index: int, seed: int = 0) -> Region:
+    """The seeded ``patch x patch`` crop of image ``index`` rendered at ``size x size``."""
+    if not 0 < patch <= size:
+        raise ValueError(f"a {patch} px patch does not fit in a {size} px image")
+    rng = random.Random(f"patch-fid/{seed}/{size}/{index}")
+    return Region(rng.randint(0, size - patch), rng.randint(0, size - patch), patch, patch)
+
+
+def collect_features(batches: Iterable[dict[str, torch.Tensor]], extractor: Extractor) -> dict[str, FeatureStats]:
+    """Feature statistics per key of ``batches`` (each ``{key: images (B, 3, H, W) in [-1, 1]}``)."""
+    stats: dict[str, FeatureStats] = {}
+    for batch in batches:
+        for key, images in batch.items():
+            stats.setdefault(key, FeatureStats()).add(extractor(images))
+    return stats
+
+
+def real_batches(photos: list[bytes], settings: FIDSettings, data_config, batch: int = 8,
+                 progress: bool = False) -> Iterator[dict[str, torch.Tensor]]:
+    """``{key: images}`` of the real photos: whole squares at ``full_size`` and the seeded crops."""
+    for start in tqdm(range(0, len(photos), batch), desc="FID real photos", unit="batch", disable=not progress):
+        chunk = [(i, decode_photo(p, data_config)) for i, p in enumerate(photos[start:start + batch], start)]
+        out = {FULL: torch.stack([photo_square(p, settings.full_size, data_config) for _, p in chunk])}
+        for R in settings.sizes:
+            out[patch_key(R)] = torch.stack([photo_crop(p, R, patch_region(R, settings.patch, i, settings.seed),
+                                                        data_config) for i, p in chunk])
+        yield out
+
+
+@torch.no_grad()
+def render_crops(renderer, phi: torch.Tensor, size: int, regions: list[Region]) -> torch.Tensor:
+    """One region per sample of the virtual ``size x size`` images of ``phi (B, C, h, w)``: ``(B, 3, P, P)``."""
+    from ..rendering.engine import render
+
+    return torch.cat([render(renderer, phi[i:i + 1], (size, size), region)
+                      for i, region in enumerate(regions)]).clamp(-1, 1)
+
+
+@torch.no_grad()
+def sample_batches(model, seeds: list[int], settings: FIDSettings, options, batch: int = 8, device="cpu",
+                   progress: bool = False, on_full: Callable | None = None) -> Iterator[dict[str, torch.Tensor]]:
+    """``{key: images}`` of samples of ``model`` (anything ``rendering.sampling.sample_latents`` takes).
+
+    ``options`` is a ``SamplingOptions``; sample ``seed`` gets the latent of that seed and the crops of
+    index ``seed``. ``on_full(phi, images)`` sees each batch's field and whole images (e.g. to measure
+    scale consistency without sampling twice).
+    """
+    from ..rendering.engine import render
+    from ..rendering.sampling import sample_latents
+
+    model = model.to(device).eval()
+    for start in tqdm(range(0, len(seeds), batch), desc="FID samples", unit="batch", disable=not progress):
+        chunk = seeds[start:start + batch]
+        z = sample_latents(model, chunk, options).to(device)
+        phi = model.decode(z)
+        full = render(model.renderer, phi, (settings.full_size,) * 2).clamp(-1, 1)
+        if on_full is not None:
+            on_full(phi, full)
+        out = {FULL: full}
+        for R in settings.sizes:
+            regions = [patch_region(R, settings.patch, seed, settings.seed) for seed in chunk]
+            out[patch_key(R)] = render_crops(model.renderer, phi, R, regions)
+        yield out
+
+
+def fid_table(real: dict[str, FeatureStats], fake: dict[str, FeatureStats],
+              method: Method = "auto") -> dict[str, float]:
+    """FID per feature set present in both (``full`` and ``patch@R``); ``method``: the matrix square root."""
+    return {key: fid_of_stats(fake[key], real[key], method) for key in fake if key in real}

