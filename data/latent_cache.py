@@ -129,7 +129,7 @@ def cache_latents(encode: Callable[[torch.Tensor], torch.Tensor], urls, out_patt
                 summary.num_skipped += record[_STATS_KEY].get("skipped", 0)
                 summary.skipped += [tuple(s) for s in record["skipped"]]
                 continue
-            labelled += record["label"] != NO_LABEL
+            labelled += (record["label"] != NO_LABEL) * (2 if flip else 1)  # latents with a label
             pending.append(record)
             if len(pending) == batch_size:
                 flush()

@@ -102,7 +102,7 @@ class LatentStats:
     autoencoder: str = ""
     autoencoder_sha256: str = ""
     flip: bool = False
-    num_labelled: int = 0
+    num_labelled: int = 0  # latents with a label
     num_skipped: int = 0
     shards: tuple[str, ...] = ()
     encoder_input: dict = field(default_factory=dict)  # the PatchConfig of the encoder input

@@ -81,7 +81,7 @@ def test_stats_match_the_stored_latents(cache):
     stats = load_stats(cache["root"] / "latents" / "stats.json")
     z = torch.stack([v[0] for v in read_cache(cache["latents"]).values()]).double()  # (10, 3, 8, 8)
     assert stats.latent_shape == (3, 8, 8) and stats.num_latents == 10 and stats.num_images == 5
-    assert stats.num_skipped == 1 and stats.num_labelled == 5 and stats.flip
+    assert stats.num_skipped == 1 and stats.num_labelled == 10 and stats.flip
     assert stats.autoencoder_sha256 == file_sha256(cache["root"] / "ae.safetensors")
     torch.testing.assert_close(torch.tensor(stats.mean, dtype=torch.float64), z.mean(dim=(0, 2, 3)))
     torch.testing.assert_close(torch.tensor(stats.std, dtype=torch.float64), z.std(dim=(0, 2, 3), unbiased=False))
