@@ -135,3 +135,19 @@ def test_conditional_backbone_needs_labelled_latents(tmp_path):
     config["diffusion"]["model"]["num_classes"] = 3
     with pytest.raises(LatentCacheError, match="only 0 of 2 cached latents have a label"):
         train_diffusion(from_dict(DMTrainConfig, config), progress=False)
+
+
+def test_max_minutes_stops_with_a_checkpoint(cache, tmp_path, monkeypatch):
+    import time
+    import types
+
+    import infd.training.dm_loop as dm_loop
+
+    calls = []  # a clock that advances 30 s per reading: the deadline (72 s later) passes after 2 steps
+    clock = types.SimpleNamespace(perf_counter=time.perf_counter, monotonic=lambda: 30.0 * (calls.append(1) or len(calls)))
+    monkeypatch.setattr(dm_loop, "time", clock)
+    result = train_diffusion(from_dict(DMTrainConfig, tiny_dm_config(cache, tmp_path / "run", max_steps=100,
+                                                                      max_minutes=1.2)), progress=False)
+    assert result.step == 2
+    assert load_state(tmp_path / "run" / "checkpoints" / "state-00000002.pt")["step"] == 2
+    assert (tmp_path / "run" / "bundle.safetensors").exists()
