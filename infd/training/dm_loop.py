@@ -227,7 +227,8 @@ def train_diffusion(config: DMTrainConfig, resume: bool = True, progress: bool =
             if step % config.log_every == 0 or step == config.max_steps:
                 now = time.perf_counter()
                 rate = (step - n_last) / max(now - t_last, 1e-9)
-                values = {"loss": loss_sum / max(loss_count, 1), "steps_per_s": rate, "lr": optimizer.param_groups[0]["lr"]}
+                mean_loss = loss_sum / loss_count if loss_count else float("nan")  # nan: every step was skipped
+                values = {"loss": mean_loss, "steps_per_s": rate, "lr": optimizer.param_groups[0]["lr"]}
                 if grad_norm is not None:
                     values["grad_norm"] = float(grad_norm)
                 t_last, n_last, loss_sum, loss_count = now, step, 0.0, 0
