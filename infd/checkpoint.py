@@ -56,6 +56,17 @@ def save_model(model: nn.Module, path: str | Path, extra: dict[str, str] | None 
     return Path(path)
 
 
+def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    """Hex sha256 of a file (identifies the exact weights a derived artefact was made with)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk_bytes), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """``(state_dict, metadata)`` of a safetensors file, with one-line errors for bad files."""
     from safetensors import safe_open

@@ -104,8 +104,11 @@ def from_dict(cls: type[T], data: dict, path: str = "") -> T:
         kwargs[key] = _convert(hints[key], value, key_path)
     try:
         return cls(**kwargs)
-    except ConfigError:
-        raise
+    except ConfigError as err:
+        if not path:
+            raise
+        # a nested class's own checks name keys relative to it: give the full dotted path
+        raise ConfigError(str(err).replace("config key '", f"config key '{path}.")) from None
     except (TypeError, ValueError) as err:
         raise ConfigError(f"{path or cls.__name__}: {err}") from None
 

@@ -35,7 +35,7 @@ class RendererConfig:
     def __post_init__(self):
         if self.name not in RENDERERS:
             raise ConfigError(f"unknown renderer '{self.name}' (choose from {', '.join(RENDERERS)})")
-        from_dict(RENDERERS[self.name][1], self.args, f"renderer.args")  # validate keys early
+        from_dict(RENDERERS[self.name][1], self.args, "args")  # validate keys early (from_dict prefixes the parent path)
 
 
 def make_renderer(config: RendererConfig, field_channels: int | None = None) -> nn.Module:

@@ -6,6 +6,8 @@ Examples:
   python tools/train.py ae --config configs/train/ae_cpu.yaml --set max_steps=200 --run-dir runs/try
   python tools/train.py ae --config configs/train/ae_ffhq.yaml --dry-run      # print the resolved config
   accelerate launch --multi_gpu --num_processes 8 tools/train.py ae --config configs/train/ae_ffhq.yaml
+  python tools/train.py dm --config configs/train/dm_cpu_unet.yaml     # stage 2 on the latent cache
+                                                    # (tools/cache_latents.py); exports run_dir/bundle.safetensors
 
 A run directory holds config.yaml (resolved), log.jsonl, tb/ (TensorBoard), images/ and checkpoints/.
 Running the same command again resumes from the latest checkpoint (use --no-resume to start over).
@@ -15,11 +17,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["ae"], help="what to train: ae (stage 1 autoencoder)")
+    parser.add_argument("stage", choices=["ae", "dm"],
+                        help="what to train: ae (stage 1 autoencoder) or dm (stage 2 latent diffusion)")
     parser.add_argument("--config", required=True, help="experiment YAML (see configs/train/)")
     parser.add_argument("--run-dir", help="override the config's run_dir")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys, e.g. max_steps=100")
@@ -32,15 +38,20 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from data.latents import LatentCacheError
+    from infd.checkpoint import CheckpointError
     from infd.config import ConfigError, load_config, parse_overrides, to_dict
+
+    if args.stage == "ae":
+        from infd.training.ae_loop import AETrainConfig as config_cls, train_autoencoder as train
+    else:
+        from infd.training.dm_loop import DMTrainConfig as config_cls, train_diffusion as train
 
     try:
         overrides = parse_overrides(args.set)
         if args.run_dir:
             overrides["run_dir"] = args.run_dir
-        from infd.training.ae_loop import AETrainConfig, train_autoencoder
-
-        config = load_config(AETrainConfig, args.config, overrides)
+        config = load_config(config_cls, args.config, overrides)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -49,7 +60,11 @@ def main(argv=None) -> int:
 
         print(yaml.safe_dump(to_dict(config), sort_keys=False), end="")
         return 0
-    result = train_autoencoder(config, resume=not args.no_resume, progress=not args.no_progress)
+    try:
+        result = train(config, resume=not args.no_resume, progress=not args.no_progress)
+    except (ConfigError, CheckpointError, LatentCacheError) as err:  # set-up problems: missing cache, wrong checkpoint
+        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
     print(f"stopped at step {result.step}; run directory: {result.run_dir}")
     return 0
 

@@ -52,11 +52,18 @@ class LatentDiffusionConfig:
 class LatentDiffusion(nn.Module):
     """``autoencoder`` (frozen in stage 2) + ``backbone`` (eps/v model on normalised latents)."""
 
-    def __init__(self, config: LatentDiffusionConfig):
+    def __init__(self, config: LatentDiffusionConfig, autoencoder: nn.Module | None = None,
+                 backbone: nn.Module | None = None):
+        """Built from ``config`` (random weights), or around existing ``autoencoder`` / ``backbone``
+        modules (shared, not copied: stage 2 exports its frozen autoencoder and EMA backbone this way)."""
         super().__init__()
         self.config = config
-        self.autoencoder = NeuralFieldAutoencoder(config.autoencoder)
-        self.backbone = build_backbone(config.diffusion)
+        for name, part, expected in (("autoencoder", autoencoder, config.autoencoder),
+                                     ("backbone", backbone, config.diffusion.model)):
+            if part is not None and getattr(part, "config", None) != expected:
+                raise ValueError(f"the given {name}'s config differs from the bundle config's {name} config")
+        self.autoencoder = autoencoder if autoencoder is not None else NeuralFieldAutoencoder(config.autoencoder)
+        self.backbone = backbone if backbone is not None else build_backbone(config.diffusion)
         self.schedule = build_schedule(config.diffusion)
 
     @property

@@ -196,3 +196,14 @@ class NeuralFieldAutoencoder(nn.Module):
             z, reg = moments, moments.new_zeros(())
         phi = self.decoder(self.post_quant_conv(z))
         return self.render(phi, coord, cell), reg
+
+
+def load_autoencoder(path, device="cpu") -> NeuralFieldAutoencoder:
+    """The frozen (eval, no grad) autoencoder of a checkpoint: an autoencoder, or a diffusion bundle's."""
+    from ..checkpoint import CheckpointError, load_model
+
+    model = load_model(path, device)
+    model = getattr(model, "autoencoder", model)
+    if not isinstance(model, NeuralFieldAutoencoder):
+        raise CheckpointError(f"{path} holds a {type(model).__name__}, not an autoencoder")
+    return model.eval().requires_grad_(False)

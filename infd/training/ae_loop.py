@@ -27,7 +27,7 @@ from .ema import EMA
 from .guard import NanGuard, StopFlag, ignore_stop_signals
 from .optim import OptimizerConfig, make_optimizer
 from .run_dir import JsonlLog, write_resolved_config
-from .state import latest_state, load_state, rng_state, save_state, set_rng_state
+from .state import TrainResult, latest_state, load_state, rng_state, save_state, set_rng_state
 
 log = logging.getLogger("infd.train")
 
@@ -64,14 +64,6 @@ def average_gradients(module: torch.nn.Module, acc):
     for p in module.parameters():
         if p.grad is not None:
             p.grad.copy_(acc.reduce(p.grad, reduction="mean"))
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    model: torch.nn.Module  # this process's trained model (the EMA copy when enabled)
-    step: int
-    num_processes: int = 1
 
 
 def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool = True) -> TrainResult:

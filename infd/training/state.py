@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -16,6 +17,16 @@ import torch
 from ..checkpoint import atomic_path
 
 STATE_RE = re.compile(r"state-(\d{8})\.pt$")
+
+
+@dataclass
+class TrainResult:
+    """What a training loop returns."""
+
+    run_dir: Path
+    model: torch.nn.Module  # this process's trained model (the EMA copy when enabled)
+    step: int
+    num_processes: int = 1
 
 
 def rng_state() -> dict:

@@ -1,0 +1,61 @@
+"""Stage-2 sample grids: fixed seeds sampled by a diffusion bundle, rendered at several sizes.
+
+One row per seed; one column per output size (top-aligned on a white canvas), so the same sample can
+be compared across resolutions and across training steps (the seeds never change).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..ae_eval import to_uint8
+from ..rendering.engine import render_latent
+from ..rendering.request import SamplingOptions
+from ..rendering.sampling import sample_latents
+
+GAP_PX = 4
+
+
+@torch.no_grad()
+def sample_images(bundle, seeds: list[int], sizes, *, steps: int, sampler: str = "ddim",
+                  guidance: float = 1.0) -> list[torch.Tensor]:
+    """Per size, the renders ``(len(seeds), 3, s, s)`` in [-1, 1] (CPU) of the seeds' samples.
+
+    A class-conditional bundle samples seed ``i`` of the list with class ``i % num_classes``.
+    """
+    num_classes = getattr(bundle, "num_classes", None)
+    device = next(bundle.autoencoder.parameters()).device
+    if num_classes is None:
+        z = sample_latents(bundle, seeds, SamplingOptions(steps=steps, sampler=sampler))
+    else:
+        z = torch.cat([sample_latents(bundle, [seed], SamplingOptions(steps=steps, sampler=sampler, guidance=guidance,
+                                                                       class_label=i % num_classes))
+                       for i, seed in enumerate(seeds)])
+    z = z.to(device)  # (N, C, h, w)
+    return [render_latent(bundle, z, (s, s)).clamp(-1, 1) for s in sizes]
+
+
+def save_grid(columns: list[torch.Tensor], path: str | Path) -> Path:
+    """PNG of ``columns`` (per size ``(N, 3, s, s)``): row ``i`` holds sample ``i`` at every size."""
+    sizes = [c.shape[-1] for c in columns]
+    rows = columns[0].shape[0]
+    height, width = max(sizes), sum(sizes) + GAP_PX * (len(sizes) - 1)
+    canvas = np.full((rows * height + GAP_PX * (rows - 1), width, 3), 255, np.uint8)
+    for row in range(rows):
+        x, y = 0, row * (height + GAP_PX)
+        for images, s in zip(columns, sizes):
+            canvas[y:y + s, x:x + s] = to_uint8(images[row])
+            x += s + GAP_PX
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(canvas).save(path)
+    return path
+
+
+def sample_grid(bundle, seeds: list[int], sizes, path: str | Path, *, steps: int, sampler: str = "ddim",
+                guidance: float = 1.0) -> Path:
+    """Sample ``seeds`` with ``bundle`` (``steps`` of ``sampler``), render at ``sizes`` and save the grid."""
+    return save_grid(sample_images(bundle, seeds, sizes, steps=steps, sampler=sampler, guidance=guidance), path)

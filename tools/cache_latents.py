@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Encode every image of a shard set once with a trained autoencoder: the latent cache for stage 2.
+
+Example:
+  PYTHONPATH=. python3 tools/cache_latents.py --checkpoint runs/ae_cpu/checkpoints/model-latest.safetensors \\
+      --data 'shards/photos-{000000..000002}.tar' --out 'latents/photos-%06d.tar' --flip
+
+Writes the latent shards and latents/stats.json (per-channel mean/std, global std, the latent shape
+and the autoencoder's path and sha256). Corrupt images are skipped and counted.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit code 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def parse_args(argv=None):
+    p = _Parser(prog="cache_latents.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="autoencoder .safetensors (or a diffusion bundle)")
+    p.add_argument("--data", required=True, help="image shards, e.g. 'shards/photos-{000000..000002}.tar'")
+    p.add_argument("--out", required=True, help="latent shard pattern, e.g. 'latents/photos-%%06d.tar'")
+    p.add_argument("--flip", action="store_true", help="also encode the mirrored image (sample key_flip)")
+    p.add_argument("--batch-size", type=int, default=16, help="images encoded together (default 16)")
+    p.add_argument("--num-workers", type=int, default=1, help="decoding workers (default 1)")
+    p.add_argument("--max-count", type=int, default=10000, help="latents per shard (default 10000)")
+    p.add_argument("--square", default="center_crop", choices=["center_crop", "pad"],
+                   help="how non-square photos become square (default center_crop, as in stage 1)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default auto)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p, p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    parser, args = parse_args(argv)
+    if args.batch_size <= 0 or args.max_count <= 0 or args.num_workers < 0:
+        parser.error("--batch-size and --max-count must be positive, --num-workers >= 0")
+    import torch
+    from tqdm import tqdm
+
+    from data.latent_cache import cache_latents
+    from data.patches import PatchConfig
+    from data.pipeline import DataError, expand_urls
+    from data.shards import ShardError, check_pattern
+    from infd.checkpoint import CheckpointError, file_sha256
+    from infd.models.autoencoder import load_autoencoder
+
+    try:
+        check_pattern(args.out)
+        missing = [u for u in expand_urls(args.data) if ":" not in u.split("/")[0] and not Path(u).is_file()]
+        if not expand_urls(args.data) or missing:
+            raise ShardError(f"image shard not found: {missing[0] if missing else args.data}")
+        device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                              "cpu" if args.device == "auto" else args.device)
+        model = load_autoencoder(args.checkpoint, device)
+        extra = {"autoencoder": str(args.checkpoint), "autoencoder_sha256": file_sha256(args.checkpoint)}
+        with tqdm(unit="img", disable=args.quiet, file=sys.stderr, desc="encoding") as bar:
+            def on_batch(images, skipped):
+                bar.set_postfix(skipped=skipped, refresh=False)
+                bar.update(images - bar.n)
+
+            summary = cache_latents(lambda inp: model.encode(inp.to(device)), args.data, args.out,
+                                    encoder_size=model.config.input_size, batch_size=args.batch_size, flip=args.flip,
+                                    num_workers=args.num_workers, max_count=args.max_count,
+                                    patches=PatchConfig(square=args.square), stats_extra=extra, on_batch=on_batch)
+    except (ShardError, CheckpointError, DataError, ValueError, OSError) as err:
+        print(f"{parser.prog}: error: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
+    stats = summary.stats
+    print(f"images encoded: {summary.num_images}, latents written: {summary.num_latents} "
+          f"{list(stats.latent_shape)}, skipped: {summary.num_skipped}, labelled: {stats.num_labelled}")
+    for shard, key, reason in summary.skipped:
+        print(f"  skipped {key} in {shard}: {reason}")
+    print(f"per-channel mean {[round(m, 4) for m in stats.mean]}, std {[round(s, 4) for s in stats.std]}, "
+          f"global std {stats.global_std:.4f}")
+    for path in summary.shards:
+        print(f"wrote {path}")
+    print(f"wrote {summary.stats_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
