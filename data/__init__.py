@@ -4,7 +4,7 @@
 RGB robustly; ``resize`` is the exact antialiased window resize; ``patches`` is the method's
 multiscale patch sampler (and the whole-image sampler for evaluation); ``pipeline`` streams
 samples for multi-node, multi-worker training; ``photos`` lists the real photos available
-offline from Debian packages.
+offline from Debian packages; ``latents`` and ``latent_cache`` hold the stage-2 latent cache.
 
 The names below are imported on first use, so ``tools/make_shards.py`` does not load torch.
 """
@@ -18,6 +18,8 @@ _EXPORTS = {
     "resize_region": "resize",
     "ShardError": "shards", "ShardSummary": "shards", "ShardWriter": "shards", "list_images": "shards",
     "write_shards": "shards",
+    "LatentCacheError": "latents", "LatentDataConfig": "latents", "LatentStats": "latents", "load_stats": "latents",
+    "make_latent_loader": "latents", "cache_latents": "latent_cache",
 }
 __all__ = sorted(_EXPORTS)
 

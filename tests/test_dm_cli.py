@@ -56,7 +56,7 @@ def test_setup_errors_are_one_line_and_exit_2(cache, tmp_path):
         "unknown config key 'diffusion.model.chanels'": tiny_dm_config(cache, tmp_path / "a", diffusion={
             "backbone": "unet", "model": {"chanels": 3}}),
         "latent shard not found": tiny_dm_config(cache, tmp_path / "b", latents={
-            "urls": cache["latents"].replace("lat-", "missing-"), "stats": str(tmp_path / "../cli0/latents/stats.json")}),
+            "urls": cache["latents"].replace("lat-", "missing-"), "stats": str(cache["summary"].stats_path)}),
         "latent cache statistics not found": tiny_dm_config(cache, tmp_path / "c", latents={
             "urls": str(tmp_path / "nowhere-{00..01}.tar")}),
         "made with another autoencoder": tiny_dm_config(cache, tmp_path / "d", autoencoder=str(other_ae)),

@@ -137,7 +137,7 @@ def test_conditional_backbone_needs_labelled_latents(tmp_path):
         train_diffusion(from_dict(DMTrainConfig, config), progress=False)
 
 
-def test_max_minutes_stops_with_a_checkpoint(cache, tmp_path, monkeypatch):
+def test_max_minutes_stops_with_a_checkpoint_and_a_grid(cache, tmp_path, monkeypatch):
     import time
     import types
 
@@ -147,7 +147,8 @@ def test_max_minutes_stops_with_a_checkpoint(cache, tmp_path, monkeypatch):
     clock = types.SimpleNamespace(perf_counter=time.perf_counter, monotonic=lambda: 30.0 * (calls.append(1) or len(calls)))
     monkeypatch.setattr(dm_loop, "time", clock)
     result = train_diffusion(from_dict(DMTrainConfig, tiny_dm_config(cache, tmp_path / "run", max_steps=100,
-                                                                      max_minutes=1.2)), progress=False)
+                                                                      max_minutes=1.2, sample_every=50)), progress=False)
     assert result.step == 2
     assert load_state(tmp_path / "run" / "checkpoints" / "state-00000002.pt")["step"] == 2
     assert (tmp_path / "run" / "bundle.safetensors").exists()
+    assert (tmp_path / "run" / "images" / "samples-00000002.png").exists()  # the last grid of a timed run

@@ -197,12 +197,20 @@ def train_diffusion(config: DMTrainConfig, resume: bool = True, progress: bool =
             save_model(bundle, run_dir / BUNDLE_NAME, extra={"step": str(step)})
         acc.wait_for_everyone()
 
+    def samples():
+        if seeds and acc.is_main_process:
+            sample_grid(bundle, seeds, config.sample_sizes, run_dir / "images" / f"samples-{step:08d}.png",
+                        steps=config.sample_steps, sampler=config.sample_sampler,
+                        guidance=config.diffusion.sampler.guidance_scale)
+            unwrapped.train()  # sampling switched the backbone to eval mode (without an EMA copy)
+
     deadline = None if config.max_minutes is None else time.monotonic() + 60 * config.max_minutes
+    out_of_time = False
     with StopFlag() as stop:
         while step < config.max_steps and not stop.requested:
             if deadline is not None and _any_rank(acc, time.monotonic() > deadline):
                 log.info("max_minutes=%s reached at step %d: saving a checkpoint and stopping", config.max_minutes, step)
-                stop.requested = True
+                out_of_time = True
                 break
             batch = next(batches)
             x0 = bundle.to_model_space(batch["z"].to(acc.device))  # (B, C, h, w), about unit variance
@@ -236,15 +244,14 @@ def train_diffusion(config: DMTrainConfig, resume: bool = True, progress: bool =
                 acc.log(values, step=step)
                 bar.set_postfix(loss=f"{values['loss']:.4f}", it_s=f"{rate:.2f}")
             bar.update(1)
-            if config.sample_every and seeds and step % config.sample_every == 0 and acc.is_main_process:
-                sample_grid(bundle, seeds, config.sample_sizes, run_dir / "images" / f"samples-{step:08d}.png",
-                            steps=config.sample_steps, sampler=config.sample_sampler,
-                            guidance=config.diffusion.sampler.guidance_scale)
-                unwrapped.train()  # sampling switched the backbone to eval mode (without an EMA copy)
+            if config.sample_every and (step % config.sample_every == 0 or step == config.max_steps):
+                samples()
             if step % config.checkpoint_every == 0 or step == config.max_steps:
                 checkpoint()
-        if stop.requested and step % config.checkpoint_every:
+        if (stop.requested or out_of_time) and step % config.checkpoint_every:
             checkpoint()
+        if out_of_time and config.sample_every and step % config.sample_every:
+            samples()  # the last grid of a time-limited run (not after a signal: that exit should be quick)
     bar.close()
     acc.end_training()
     return TrainResult(run_dir, ema.model if ema is not None else unwrapped, step, acc.num_processes)
