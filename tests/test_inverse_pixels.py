@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from infd.diffusion.analytic import GaussianMixtureDenoiser
 from infd.inverse.conditions import Conditions, MaskedPixels, Pixels
 from infd.inverse.guided import GuidedOptions, solve_guided
-from infd.inverse.optimize import OptimizeOptions, solve_optimize
+from infd.inverse.optimize import OptimizeOptions, residual_grid, solve_optimize
 from infd.inverse.regions import Box, render_box
 from infd.metrics import psnr
 from infd.rendering.engine import render
@@ -94,3 +94,25 @@ def test_pixel_guidance_during_sampling_moves_towards_the_photo(bundle):
     with torch.no_grad():
         check = render_box(bundle.renderer, guided.phi, Box.full(), (16, 16))
     torch.testing.assert_close(guided.losses["photo"], (check - low).pow(2).mean(dim=(1, 2, 3)))
+
+
+def test_residual_field_is_no_denser_than_the_conditions():
+    """A residual finer than the constrained pixels would fit them with unseen cells (dots when zoomed)."""
+    whole = Conditions([Pixels("low", Box.full(), torch.zeros(3, 16, 24))])
+    assert residual_grid(whole, (64, 64)) == (16, 24)
+    quarter = Conditions([Pixels("a", Box(0.0, 0.0, 0.5, 0.25), torch.zeros(3, 16, 16)),
+                          Pixels("b", Box.full(), torch.zeros(3, 8, 8))])
+    assert residual_grid(quarter, (64, 48)) == (32, 48)  # 16 rows per half height, 16 columns per quarter width
+    assert residual_grid(Conditions([Pixels("big", Box.full(), torch.zeros(3, 256, 256))]), (64, 64)) == (64, 64)
+
+
+def test_residual_field_upsampled_super_resolution_is_smooth_at_4x():
+    bundle = make_bundle()
+    low = F.interpolate(load_photo(32)[None], size=(8, 8), mode="area")[0]
+    conditions = Conditions([Pixels("photo", Box.full(), low)])
+    z0 = sample_latents(bundle, [0], SamplingOptions(steps=2))
+    result = solve_optimize(bundle, conditions, z0, OptimizeOptions(steps=60, optimize_field=True, lr=0.0))
+    delta = result.phi - bundle.decode(z0)
+    # the residual varies smoothly: neighbouring field cells differ much less than the residual itself
+    step = (delta[..., 1:, :] - delta[..., :-1, :]).abs().mean()
+    assert step < 0.5 * delta.abs().mean()

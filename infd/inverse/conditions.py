@@ -116,6 +116,11 @@ class Conditions:
     def __len__(self) -> int:
         return len(self.terms)
 
+    def pixel_density(self) -> tuple[float, float]:
+        """``(rows, cols)`` of the densest term's pixel grid, in pixels per whole output height / width."""
+        return (max(t.resolution[0] / (t.box.y1 - t.box.y0) for t in self.terms),
+                max(t.resolution[1] / (t.box.x1 - t.box.x0) for t in self.terms))
+
     def losses(self, renderer: nn.Module, phi: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each term's loss ``(B,)`` for the field ``phi (B, C, h, w)``."""
         return {t.name: t.loss(t.render(renderer, phi)) for t in self.terms}
