@@ -81,3 +81,14 @@ def test_bundle_renders_like_an_autoencoder():
         expected = render_latent(bundle.autoencoder, z, (40, 24))
     assert rgb.shape == (1, 3, 40, 24)
     torch.testing.assert_close(rgb, expected)
+
+
+def test_bundled_default_model_has_both_stages_within_40_mb():
+    from infd.rendering.sampling import BUNDLED_CHECKPOINT
+
+    assert BUNDLED_CHECKPOINT.stat().st_size <= 40 * 2**20
+    model, warning = load_render_model()
+    assert warning is None and isinstance(model, LatentDiffusion)
+    z = sample_latents(model, [0], SamplingOptions(steps=2))
+    assert z.shape == (1, model.config.z_channels, model.config.latent_size, model.config.latent_size)
+    assert torch.isfinite(z).all()
