@@ -14,6 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from infd.cli import OneLineParser  # noqa: E402 (after the path set-up)
+
 EXAMPLES = """\
 examples:
   tools/eval.py --checkpoint runs/ae_cpu/checkpoints/model-latest.safetensors \\
@@ -24,13 +26,6 @@ examples:
       --fid --num-samples 1000 --fid-sizes 1024 2048 --patch 256 --device cuda --out eval_fid/
                                                                + FID and patch-FID of 1000 samples
 """
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Argument errors as one line and exit code 2 (argparse would print the usage first)."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

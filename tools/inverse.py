@@ -13,6 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from infd.cli import OneLineParser  # noqa: E402 (after the path set-up)
+
 EXAMPLES = """\
 examples:
   tools/inverse.py --layout configs/inverse/super_resolution.yaml --solver optimize --optimize-field \\
@@ -25,13 +27,6 @@ examples:
 A layout is a YAML/JSON file with a list of terms (see configs/inverse/ and infd/inverse/layout.py).
 CLIP weights are a local transformers CLIPModel directory (save_pretrained); nothing is downloaded.
 """
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Argument errors as one line and exit code 2 (argparse would print the usage first)."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from infd.cli import OneLineParser  # noqa: E402 (after the path set-up)
+
 EXAMPLES = """\
 examples:
   tools/render.py --size 1024 --out out/sample.png                  one 1024x1024 sample
@@ -27,13 +29,6 @@ examples:
   accelerate launch tools/render.py --size 1024 --num-samples 64 --out out/many/
                                                                   64 samples split across the GPUs
 """
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Argument errors as one line and exit code 2 (argparse would print the usage first)."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
