@@ -116,10 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
 
-    def fail(err: Exception) -> int:
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"{parser.prog}: error: {message}", file=sys.stderr)
-        return 2
+    fail = parser.fail
 
     from infd.checkpoint import CheckpointError
     from infd.config import ConfigError
