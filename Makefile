@@ -15,7 +15,7 @@ demo: install
 	$(PY) tools/render.py --size 1024 --out out/sample.png
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --runslow
 
 bench: install
 	$(PY) tools/bench_render.py

@@ -27,4 +27,4 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name):
     if name in _EXPORTS:
         return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module 'data' has no attribute {name!r}")
+    raise AttributeError(f"module 'infd.data' has no attribute {name!r}")

@@ -137,7 +137,7 @@ def stats_path_for(urls) -> Path:
 
 
 def write_stats(path: str | Path, stats: LatentStats) -> Path:
-    from infd.checkpoint import atomic_path
+    from infd.atomic import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:

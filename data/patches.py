@@ -32,7 +32,7 @@ from typing import Literal
 import torch
 from PIL import Image
 
-from renderers.coords import Region, make_cell, make_coord
+from infd.renderers.coords import Region, make_cell, make_coord
 
 from .decode import DecodeConfig, finish_decode, open_image, oriented_size, request_draft
 from .resize import Box, resize_pil, resize_region

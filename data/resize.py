@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from renderers.coords import Region
+from infd.renderers.coords import Region
 
 KERNELS = ("lanczos", "bicubic")
 Box = tuple[float, float, float, float]  # (left, top, right, bottom) like PIL, in source pixels

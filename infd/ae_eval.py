@@ -32,7 +32,7 @@ def render_full(model, phi: torch.Tensor, size: int) -> torch.Tensor:
 
 def load_whole_images(data_config, image_bytes: list[bytes], size: int) -> list[dict]:
     """``data.sample_whole`` of each photo with ground truth at ``size`` (``inp``, ``gt``)."""
-    from data import sample_whole
+    from infd.data import sample_whole
 
     patches = dataclasses.replace(data_config.patches, whole_size=size)
     return [sample_whole(b, patches, data_config.decode) for b in image_bytes]
@@ -40,7 +40,7 @@ def load_whole_images(data_config, image_bytes: list[bytes], size: int) -> list[
 
 def first_images(data_config, count: int) -> list[bytes]:
     """The encoded bytes of the first ``count`` photos of the shards (deterministic order)."""
-    from data import expand_urls
+    from infd.data import expand_urls
     import webdataset as wds
 
     out = []

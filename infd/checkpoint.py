@@ -8,14 +8,12 @@ Nothing here unpickles: safetensors holds only tensors and strings.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .atomic import atomic_path
 from .config import ConfigError, from_dict, to_dict
 from .registry import MODEL_KINDS, import_builtin_models, kind_of
 
@@ -24,24 +22,6 @@ FORMAT = "infd/1"
 
 class CheckpointError(RuntimeError):
     """A missing, unreadable or mismatched checkpoint."""
-
-
-@contextmanager
-def atomic_path(path: str | Path):
-    """Yield a temp path beside ``path``; it replaces ``path`` only if the block finishes."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_model(model: nn.Module, path: str | Path, extra: dict[str, str] | None = None) -> Path:

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from data.latent_cache import cache_latents
-from data.shards import ShardWriter
+from infd.data.latent_cache import cache_latents
+from infd.data.shards import ShardWriter
 from infd.checkpoint import file_sha256, save_model
 from infd.config import load_config
 from infd.models.autoencoder import AutoencoderConfig, NeuralFieldAutoencoder

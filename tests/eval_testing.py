@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from data.shards import ShardWriter
+from infd.data.shards import ShardWriter
 from infd.config import load_config
 from infd.models.autoencoder import AutoencoderConfig, NeuralFieldAutoencoder
-from renderers import RendererConfig
+from infd.renderers import RendererConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

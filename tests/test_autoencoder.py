@@ -5,7 +5,7 @@ import torch
 from infd.config import load_config
 from infd.models.autoencoder import AutoencoderConfig, NeuralFieldAutoencoder
 from infd.models.bottleneck import DiagonalGaussian, VectorQuantizer
-from renderers.coords import make_query
+from infd.renderers.coords import make_query
 
 
 def tiny(**overrides):

@@ -3,7 +3,7 @@ import pytest
 
 from infd.config import ConfigError, from_dict, load_config, parse_overrides, to_dict
 from infd.models.autoencoder import AutoencoderConfig
-from renderers import RendererConfig
+from infd.renderers import RendererConfig
 
 
 def test_yaml_loads_nested_typed_config(tmp_path):

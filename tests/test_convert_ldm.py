@@ -4,7 +4,7 @@ import torch
 
 from infd.checkpoint import CheckpointError, load_model, save_model
 from infd.convert.ldm import convert_ldm_autoencoder, load_ldm_state_dict
-from renderers import RendererConfig
+from infd.renderers import RendererConfig
 
 
 def _resblock(prefix, cin, cout):

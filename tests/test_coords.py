@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from renderers.coords import (Region, is_regular_grid, iter_tiles, make_axes, make_cell, make_coord,
+from infd.renderers.coords import (Region, is_regular_grid, iter_tiles, make_axes, make_cell, make_coord,
                               make_query, pixel_centres)
 
 

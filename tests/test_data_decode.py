@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data.decode import DecodeConfig, DecodeError, decode_image, open_image, oriented_size, request_draft
+from infd.data.decode import DecodeConfig, DecodeError, decode_image, open_image, oriented_size, request_draft
 
 
 def encode(img: Image.Image, fmt: str, **kw) -> bytes:

@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from data.decode import DecodeConfig, decode_image
-from data.patches import PatchConfig, SkipSample, sample_patch, sample_scale, sample_whole
-from data.resize import resize_region
+from infd.data.decode import DecodeConfig, decode_image
+from infd.data.patches import PatchConfig, SkipSample, sample_patch, sample_scale, sample_whole
+from infd.data.resize import resize_region
 from infd.config import ConfigError, from_dict
-from renderers.coords import Region, make_cell, make_coord
+from infd.renderers.coords import Region, make_cell, make_coord
 
 DECODE = DecodeConfig()
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from data.pipeline import DataConfig, DataError, ShardDataset, collate_samples, expand_urls, make_dataset, make_loader
-from data.patches import PatchConfig
-from data.shards import ShardWriter
+from infd.data.pipeline import DataConfig, DataError, ShardDataset, collate_samples, expand_urls, make_dataset, make_loader
+from infd.data.patches import PatchConfig
+from infd.data.shards import ShardWriter
 from torch.utils.data import DataLoader
 
 TINY = PatchConfig(encoder_size=8, patch_size=8, max_size=16)

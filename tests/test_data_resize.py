@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from data.resize import axis_weights, resize_region
-from renderers.coords import Region
+from infd.data.resize import axis_weights, resize_region
+from infd.renderers.coords import Region
 
 
 def smooth(h: int, w: int) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data.shards import ShardError, ShardWriter, check_pattern, list_images, write_shards
+from infd.data.shards import ShardError, ShardWriter, check_pattern, list_images, write_shards
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,12 +9,12 @@ from contextlib import redirect_stderr, redirect_stdout
 import pytest
 import torch
 
-from data.decode import DecodeConfig
-from data.latents import LATENT_EXT, LatentCacheError, LatentDataConfig, LatentStats, RunningMoments, \
+from infd.data.decode import DecodeConfig
+from infd.data.latents import LATENT_EXT, LatentCacheError, LatentDataConfig, LatentStats, RunningMoments, \
     latent_from_bytes, load_stats, make_latent_loader
-from data.patches import PatchConfig, sample_whole
-from data.pipeline import expand_urls
-from data.shards import read_shard
+from infd.data.patches import PatchConfig, sample_whole
+from infd.data.pipeline import expand_urls
+from infd.data.shards import read_shard
 from infd.checkpoint import file_sha256, save_model
 from infd.config import from_dict
 from infd.diffusion.config import build_backbone, load_diffusion_config
@@ -120,7 +120,7 @@ def test_loader_streams_batches_with_labels(cache):
 
 def test_unlabelled_images_get_no_label(tmp_path):
     images = write_photo_shards(tmp_path / "images", 2, per_shard=2, labels=False)
-    from data.latent_cache import cache_latents
+    from infd.data.latent_cache import cache_latents
 
     model = tiny_autoencoder(tmp_path / "ae.safetensors")
     summary = cache_latents(model.encode, images, str(tmp_path / "lat-%02d.tar"), encoder_size=32)

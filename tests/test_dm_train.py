@@ -3,7 +3,7 @@ bundle holds the EMA weights with the cache's normalisation, and class labels ar
 import pytest
 import torch
 
-from data.latents import LatentCacheError, load_stats
+from infd.data.latents import LatentCacheError, load_stats
 from infd.checkpoint import load_model, read_checkpoint
 from infd.config import from_dict
 from infd.diffusion.bundle import LatentDiffusion
@@ -49,7 +49,7 @@ def trained(cache, tmp_path_factory):
 
 def fixed_eval_loss(model, config: DMTrainConfig, stats) -> float:
     """The objective on every cached latent at fixed timesteps and noise (independent of the run's RNG)."""
-    from data.latents import make_latent_loader
+    from infd.data.latents import make_latent_loader
 
     latents = dict(config.latents.__dict__, resampled=False, shuffle_buffer=0, batch_size=64)
     z = torch.cat([b["z"] for b in make_latent_loader(type(config.latents)(**latents))])

@@ -11,7 +11,7 @@ import pytest
 from eval_testing import ROOT, tiny_autoencoder, tiny_bundle, write_photo_shards
 from PIL import Image
 
-from data.shards import ShardWriter
+from infd.data.shards import ShardWriter
 from infd.checkpoint import save_model
 from infd.eval.report import format_markdown
 from infd.models.autoencoder import NeuralFieldAutoencoder

@@ -5,10 +5,10 @@ import pytest
 import torch
 from eval_testing import TinyExtractor, photo, png_bytes, tiny_autoencoder, tiny_bundle, write_photo_shards
 
-from data import sample_whole
-from data.decode import open_image
-from data.patches import decode_square
-from data.resize import resize_region
+from infd.data import sample_whole
+from infd.data.decode import open_image
+from infd.data.patches import decode_square
+from infd.data.resize import resize_region
 from infd.checkpoint import save_model
 from infd.eval import fid
 from infd.eval.photos import eval_data_config, photo_crop, photo_square
@@ -16,7 +16,7 @@ from infd.eval.run import EvalOptions, evaluate, evaluate_fid
 from infd.rendering.engine import render
 from infd.rendering.request import SamplingOptions
 from infd.rendering.sampling import sample_latents
-from renderers.coords import Region
+from infd.renderers.coords import Region
 
 
 def smooth_images(n: int, seed: int = 0) -> torch.Tensor:

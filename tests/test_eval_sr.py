@@ -14,7 +14,7 @@ from infd.eval.photos import eval_data_config
 from infd.eval.sr import check_same_input_size, evaluate_sr, sr_pair, sr_size, super_resolve
 from infd.losses import LPIPS
 from infd.models.autoencoder import NeuralFieldAutoencoder
-from renderers.coords import make_query
+from infd.renderers.coords import make_query
 
 S = 32  # configs/ae/tiny.yaml
 PHOTOS = [png_bytes(photo(1, (72, 56))), png_bytes(photo(2, (60, 60)))]  # even margins: no rounding in the crop

@@ -3,10 +3,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from renderers import CLIF, CLIFConfig, Region, make_query
-from renderers.field_conv import axis_patterns, first_conv_regular
-from renderers.threads import run_chunks
-from renderers.winograd import conv3x3_winograd, winograd_weight
+from infd.renderers import CLIF, CLIFConfig, Region, make_query
+from infd.renderers.field_conv import axis_patterns, first_conv_regular
+from infd.renderers.threads import run_chunks
+from infd.renderers.winograd import conv3x3_winograd, winograd_weight
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from infd.inverse.regions import Box, box_query, check_resolution, render_box
-from renderers import CLIF, CLIFConfig, Region, make_cell, make_coord, make_query, render_region
+from infd.renderers import CLIF, CLIFConfig, Region, make_cell, make_coord, make_query, render_region
 
 
 def test_whole_box_is_exactly_the_image_grid():

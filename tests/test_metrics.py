@@ -6,7 +6,7 @@ import torch
 
 from infd.losses import LPIPS
 from infd.metrics import lpips, psnr, scale_consistency, ssim
-from renderers.coords import make_coord
+from infd.renderers.coords import make_coord
 
 
 def test_psnr_identical_is_inf():

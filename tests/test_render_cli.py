@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from process_testing import run_group
 from infd.rendering.sampling import BUNDLED_CHECKPOINT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,8 +20,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
 
 def run(*args, cwd, launcher=(sys.executable,), timeout=240):
-    return subprocess.run([*launcher, str(SCRIPT), *map(str, args)], cwd=cwd, env=ENV, capture_output=True,
-                          text=True, timeout=timeout)
+    return run_group([*launcher, str(SCRIPT), *map(str, args)], cwd=cwd, env=ENV, timeout=timeout)
 
 
 def read(path):
@@ -129,6 +129,7 @@ def test_interrupted_render_leaves_no_file(tmp_path, sig):
     assert list(tmp_path.iterdir()) == []  # no output, and the temp file is gone too
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [
     ["--size", "96x80", "--tile", "32", "--out", "one.tif"],  # one image, its tiles shared by both ranks
     ["--size", "48x40", "--tile", "16", "--seed", "0-2", "--batch", "2", "--out", "many/"],  # samples + tiles

@@ -6,8 +6,8 @@ from infd.rendering.engine import (TILE_LADDER, bytes_per_pixel, choose_tile, it
                                    render_latent)
 from infd.rendering.sinks import TensorSink
 from infd.rendering.formats import SinkError
-from renderers import CLIF, CLIFConfig, LIIF, LIIFConfig
-from renderers.coords import Region, make_query
+from infd.renderers import CLIF, CLIFConfig, LIIF, LIIFConfig
+from infd.renderers.coords import Region, make_query
 
 
 def clif(hidden=16, blocks=2):

@@ -13,8 +13,8 @@ from infd.rendering.distributed import TileStore, assign
 from infd.rendering.engine import iter_render, plan_tiles, render
 from infd.rendering.formats import FORMATS, SinkError, check_capacity, check_writable
 from infd.rendering.sinks import FileSink, iter_bands, quantize
-from renderers import CLIF, CLIFConfig
-from renderers.coords import Region
+from infd.renderers import CLIF, CLIFConfig
+from infd.renderers.coords import Region
 
 
 @pytest.fixture

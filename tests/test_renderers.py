@@ -3,12 +3,11 @@ gather against grid_sample, the irregular path, gradients and bf16 autocast."""
 import pytest
 import torch
 
-import renderers.clif
-import renderers.gather
-from renderers import (CLIF, CLIFConfig, ConvHead, ConvHeadConfig, LIIF, LIIFConfig, Region, RendererConfig,
+from infd.renderers import clif as clif_module, gather as gather_module
+from infd.renderers import (CLIF, CLIFConfig, ConvHead, ConvHeadConfig, LIIF, LIIFConfig, Region, RendererConfig,
                        make_query, make_renderer)
-from renderers.reference import ReferenceCLIF
-from renderers.region import render_region, render_tiled
+from infd.renderers.reference import ReferenceCLIF
+from infd.renderers.region import render_region, render_tiled
 
 C = 6
 
@@ -66,6 +65,7 @@ def test_tiled_equals_full(kind, tile):
     torch.testing.assert_close(tiled, full, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_region_of_virtual_8192_image_equals_full_render():
     # A genuine full 8192^2 render: 5-10 s (load-dependent) and ~2.4 GB peak at this width (measured).
     renderer = CLIF(CLIFConfig(field_channels=2, hidden=2, num_blocks=1)).eval()
@@ -112,8 +112,8 @@ def test_per_point_path_equals_per_axis_path(kind, monkeypatch):
     with torch.no_grad():
         regular = renderer(phi, coord, cell)
         # Hide the grid's regularity: every lookup goes per point and CLIF takes its plain path.
-        monkeypatch.setattr(renderers.gather, "split_axes", lambda c: None)
-        monkeypatch.setattr(renderers.clif, "split_axes", lambda c: None)
+        monkeypatch.setattr(gather_module, "split_axes", lambda c: None)
+        monkeypatch.setattr(clif_module, "split_axes", lambda c: None)
         per_point = renderer(phi, coord, cell.view(2, 1, 1, 2).expand(2, 19, 14, 2))
     torch.testing.assert_close(per_point, regular, atol=1e-5, rtol=1e-5)
 

@@ -14,8 +14,9 @@ import torch
 import yaml
 from PIL import Image
 
-from data import make_loader
-from data.shards import write_shards
+from process_testing import run_group
+from infd.data import make_loader
+from infd.data.shards import write_shards
 from infd.config import from_dict
 from infd.models.autoencoder import NeuralFieldAutoencoder
 from infd.training.ae_loop import AETrainConfig, train_autoencoder
@@ -94,6 +95,7 @@ def _run_training(config_path: Path, env=None) -> subprocess.Popen:
                              "--no-progress"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_is_bit_exact(shards, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     paths = {}
@@ -138,6 +140,7 @@ def test_sigterm_to_the_process_group_saves_a_checkpoint(shards, tmp_path):
     assert 3 <= state["step"] < 10000 and state["step"] >= read_log(tmp_path / "run")[-1]["step"]
 
 
+@pytest.mark.slow
 def test_two_cpu_ranks_keep_identical_weights(shards, tmp_path):
     script = tmp_path / "ddp.py"
     out = tmp_path / "weights"
@@ -152,8 +155,9 @@ assert result.num_processes == 2 and result.step == 4
 torch.save(result.model.state_dict(), {str(out)!r} + os.environ["RANK"] + ".pt")
 """)
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533", str(script)]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    # --standalone: the rendezvous takes a free port; the group is killed if the run hangs.
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
+    proc = run_group(cmd, cwd=ROOT, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     w0 = torch.load(str(out) + "0.pt", weights_only=True)
     w1 = torch.load(str(out) + "1.pt", weights_only=True)

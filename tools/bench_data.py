@@ -22,10 +22,10 @@ import time
 import torch
 from tqdm import tqdm
 
-from data.patches import PatchConfig
-from data.photos import INSTALL_HINT, find_debian_photos
-from data.pipeline import DataConfig, ShardDataset
-from data.shards import write_shards
+from infd.data.patches import PatchConfig
+from infd.data.photos import INSTALL_HINT, find_debian_photos
+from infd.data.pipeline import DataConfig, ShardDataset
+from infd.data.shards import write_shards
 
 
 class _Parser(argparse.ArgumentParser):

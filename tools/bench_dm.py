@@ -15,7 +15,6 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 # The step counts each sampler is usually run with: DDPM's full chain, the paper's DDIM, and
 # DPM-Solver++(2M), which is within 0.5% of the exact std from 25 steps (README, Diffusion).

@@ -12,7 +12,7 @@ import sys
 
 import torch
 
-from renderers.benchmark import benchmark_render
+from infd.renderers.benchmark import benchmark_render
 
 
 def main(argv=None) -> int:

@@ -21,7 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _status_kib(field: str) -> int | None:
@@ -54,7 +53,7 @@ def measure_one(size: int, hidden: int, tile: int | None, device: str, out_dir: 
 
     from infd.rendering.engine import prepare_renderer, render
     from infd.rendering.sinks import FileSink
-    from renderers import CLIF, CLIFConfig
+    from infd.renderers import CLIF, CLIFConfig
 
     torch.manual_seed(0)
     renderer = prepare_renderer(CLIF(CLIFConfig(field_channels=32, hidden=hidden, num_blocks=2)), device)

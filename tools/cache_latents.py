@@ -14,7 +14,6 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,10 +44,10 @@ def main(argv=None) -> int:
     import torch
     from tqdm import tqdm
 
-    from data.latent_cache import cache_latents
-    from data.patches import PatchConfig
-    from data.pipeline import DataError, expand_urls
-    from data.shards import ShardError, check_pattern
+    from infd.data.latent_cache import cache_latents
+    from infd.data.patches import PatchConfig
+    from infd.data.pipeline import DataError, expand_urls
+    from infd.data.shards import ShardError, check_pattern
     from infd.checkpoint import CheckpointError, file_sha256
     from infd.models.autoencoder import load_autoencoder
 

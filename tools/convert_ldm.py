@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from infd.checkpoint import CheckpointError, save_model
     from infd.convert.ldm import convert_ldm_autoencoder, load_ldm_state_dict
-    from renderers import RendererConfig
+    from infd.renderers import RendererConfig
 
     try:
         state = load_ldm_state_dict(args.src)

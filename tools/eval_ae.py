@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     if args.num <= 0 or min(args.sizes) <= 0:
         parser.error("--num and --sizes must be positive")
 
-    from data import DataConfig
+    from infd.data import DataConfig
     from infd.ae_eval import evaluate_autoencoder, first_images, format_table, reconstruction_grid
     from infd.checkpoint import CheckpointError, load_model
     from infd.losses import MissingWeightsError, load_lpips

@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from infd.cli import OneLineParser  # noqa: E402 (after the path set-up)
 

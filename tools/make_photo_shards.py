@@ -14,8 +14,8 @@ import sys
 
 from tqdm import tqdm
 
-from data.photos import INSTALL_HINT, find_debian_photos
-from data.shards import ShardError, check_pattern, write_shards
+from infd.data.photos import INSTALL_HINT, find_debian_photos
+from infd.data.shards import ShardError, check_pattern, write_shards
 
 
 class _Parser(argparse.ArgumentParser):

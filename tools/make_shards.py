@@ -11,8 +11,8 @@ import sys
 
 from tqdm import tqdm
 
-from data.decode import DecodeConfig
-from data.shards import ShardError, check_pattern, list_images, write_shards
+from infd.data.decode import DecodeConfig
+from infd.data.shards import ShardError, check_pattern, list_images, write_shards
 
 
 class _Parser(argparse.ArgumentParser):

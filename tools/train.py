@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 
 def parse_args(argv=None):
@@ -38,7 +36,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from data.latents import LatentCacheError
+    from infd.data.latents import LatentCacheError
     from infd.checkpoint import CheckpointError
     from infd.config import ConfigError, load_config, parse_overrides, to_dict
 

@@ -14,7 +14,7 @@ import torch
 
 from ..checkpoint import CheckpointError, load_state_strict
 from ..models.autoencoder import AutoencoderConfig, NeuralFieldAutoencoder
-from renderers import RendererConfig
+from infd.renderers import RendererConfig
 
 
 def load_ldm_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

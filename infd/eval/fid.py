@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Iterator
 import torch
 from tqdm import tqdm
 
-from renderers.coords import Region
+from infd.renderers.coords import Region
 
 from .frechet import FeatureStats, Method, fid_of_stats
 from .photos import decode_photo, photo_crop, photo_square

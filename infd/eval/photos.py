@@ -12,11 +12,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from data import DataConfig, PatchConfig, expand_urls
-from data.decode import open_image
-from data.patches import decode_square
-from data.resize import Box, resize_pil, resize_region
-from renderers.coords import Region
+from infd.data import DataConfig, PatchConfig, expand_urls
+from infd.data.decode import open_image
+from infd.data.patches import decode_square
+from infd.data.resize import Box, resize_pil, resize_region
+from infd.renderers.coords import Region
 
 from ..ae_eval import first_images
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from ..ae_eval import format_table
-from ..checkpoint import atomic_path
+from ..atomic import atomic_path
 
 COLORS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189), (140, 86, 75)]
 METRICS = {"psnr": "PSNR (dB, higher is better)", "ssim": "SSIM (higher is better)",

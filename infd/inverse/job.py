@@ -133,7 +133,7 @@ def write_outputs(request: InverseRequest, model, phi, tile_bar=None) -> list[Pa
     """Render ``phi (1, C, h, w)`` at every requested size into files, and the layout preview."""
     import numpy as np
 
-    from infd.checkpoint import atomic_path
+    from infd.atomic import atomic_path
     from infd.rendering.engine import render
     from infd.rendering.sinks import FileSink, quantize
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import atomic_path
+from ..atomic import atomic_path
 from .lpips import LPIPS, PIP_INSTALL, WEIGHTS_FORMAT, MissingWeightsError, default_weights_path
 from .vgg import vgg16_conv_indices
 

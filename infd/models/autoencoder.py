@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from renderers import RendererConfig, make_renderer
+from infd.renderers import RendererConfig, make_renderer
 
 from ..registry import register_model
 from .blocks import AttnBlock, Downsample, MidBlock, ResnetBlock, Upsample, group_norm

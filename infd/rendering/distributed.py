@@ -24,7 +24,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from renderers.coords import Region
+from infd.renderers.coords import Region
 
 
 @dataclass

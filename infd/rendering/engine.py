@@ -18,8 +18,8 @@ from typing import Callable, Iterable, Iterator
 import torch
 from torch import nn
 
-from renderers.coords import Region, check_size, iter_tiles
-from renderers.region import render_region
+from infd.renderers.coords import Region, check_size, iter_tiles
+from infd.renderers.region import render_region
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 TILE_LADDER = (4096, 2048, 1024, 512, 256, 128, 64, 32, 16)  # tile_px candidates, largest first

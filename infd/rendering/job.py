@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from renderers.coords import Region
+from infd.renderers.coords import Region
 
 from .distributed import DistContext, TileStore, assign, owner_of, store_path
 from .engine import DTYPES, choose_tile, iter_render, plan_tiles, prepare_renderer, render

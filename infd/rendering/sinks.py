@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from infd.checkpoint import atomic_path
-from renderers.coords import Region
+from infd.atomic import atomic_path
+from infd.renderers.coords import Region
 
 from .formats import FORMATS, SinkError, check_capacity, check_tensor_capacity, format_for_path
 from .png import PngWriter

@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 from tqdm.auto import tqdm
 
-from data import DataConfig, make_loader
+from infd.data import DataConfig, make_loader
 
 from ..ae_eval import first_images, reconstruction_grid
 from ..checkpoint import save_model

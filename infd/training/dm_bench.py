@@ -18,7 +18,7 @@ from typing import Callable
 
 import torch
 
-from data.latents import LatentDataConfig, LatentShardWriter, make_latent_loader
+from infd.data.latents import LatentDataConfig, LatentShardWriter, make_latent_loader
 
 from ..diffusion.config import DiffusionConfig, build_backbone, build_schedule
 from ..diffusion.objective import diffusion_loss

@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from tqdm.auto import tqdm
 
-from data.latents import LatentCacheError, LatentDataConfig, LatentStats, check_local_shards, load_stats, \
+from infd.data.latents import LatentCacheError, LatentDataConfig, LatentStats, check_local_shards, load_stats, \
     make_latent_loader
 
 from ..checkpoint import file_sha256, save_model

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import atomic_path
+from ..atomic import atomic_path
 
 STATE_RE = re.compile(r"state-(\d{8})\.pt$")
 
