@@ -3,6 +3,7 @@ nothing of infd but its leaf modules, and a non-editable install renders from an
 import ast
 import configparser
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -74,8 +75,14 @@ def test_non_editable_install_renders_from_another_folder(tmp_path):
     venv.create(env_dir, system_site_packages=True, with_pip=False)  # torch etc. from the system
     python = env_dir / "bin" / "python"
     run_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    source = tmp_path / "source"  # a copy, so the build leaves nothing in the checkout
+    source.mkdir()
+    for name in ("setup.cfg", "pyproject.toml", "README.md", "infd", "renderers", "data"):
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
+        copy(ROOT / name, source / name, **({"ignore": shutil.ignore_patterns("__pycache__")}
+                                           if (ROOT / name).is_dir() else {}))
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
-                    "--no-build-isolation", "--no-cache-dir", str(ROOT)],
+                    "--no-build-isolation", "--no-cache-dir", str(source)],
                    check=True, env=run_env, timeout=600, capture_output=True)
     where = tmp_path / "elsewhere"
     where.mkdir()
