@@ -4,13 +4,16 @@ import io
 import itertools
 import logging
 import struct
+import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from process_testing import run_group
 from infd.data.pipeline import DataConfig, DataError, ShardDataset, collate_samples, expand_urls, make_dataset, make_loader
 from infd.data.patches import PatchConfig
 from infd.data.shards import ShardWriter
@@ -203,20 +206,12 @@ def test_config_loads_from_dicts_and_yaml():
         from_dict(DataConfig, {"decode": {"background": "grey"}})
 
 
-def test_bench_tool_prints_the_rate(clean_shards, capsys):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "tools" / "bench_data.py"
-    spec = importlib.util.spec_from_file_location("bench_data_tool", path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    threads = torch.get_num_threads()
-    try:
-        code = tool.main(["--urls", " ".join(clean_shards[:2]).replace(" ", "::"), "--patches", "6", "--warmup", "1",
-                          "--patch-size", "8", "--encoder-size", "8", "--max-size", "16", "--quiet"])
-    finally:
-        torch.set_num_threads(threads)
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert code == 0 and "draft fast path" in "\n".join(lines)
+def test_bench_tool_prints_the_rate(clean_shards):
+    # A subprocess: the tool sets one torch thread for the whole process (what a DataLoader worker gets).
+    tool = Path(__file__).resolve().parents[1] / "tools" / "bench_data.py"
+    result = run_group([sys.executable, str(tool), "--urls", "::".join(clean_shards[:2]), "--patches", "6",
+                        "--warmup", "1", "--patch-size", "8", "--encoder-size", "8", "--max-size", "16", "--quiet"],
+                       timeout=300)
+    lines = result.stdout.strip().splitlines()
+    assert result.returncode == 0 and "draft fast path" in "\n".join(lines), result.stderr
     assert lines[-1].startswith("patches_per_s_per_worker=") and float(lines[-1].split("=")[1]) > 0
