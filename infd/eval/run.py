@@ -127,7 +127,7 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None) -> dic
         fid_lib.real_batches(real_photos, settings, real_config, options.batch, options.progress), extractor)
     consistency = []
 
-    def on_full(phi, full):  # the full-size render (CPU) exists already; scale_consistency renders only 2x
+    def on_full(phi, full):  # the full-size render exists already; scale_consistency renders only 2x
         def render_fn(size):
             return full if size == tuple(full.shape[-2:]) else render(model.renderer, phi, size)
         consistency.append(metrics.scale_consistency(render_fn, settings.full_size).cpu())

@@ -22,7 +22,7 @@ GAP_PX = 4
 @torch.no_grad()
 def sample_images(bundle, seeds: list[int], sizes, *, steps: int, sampler: str = "ddim",
                   guidance: float = 1.0) -> list[torch.Tensor]:
-    """Per size, the renders ``(len(seeds), 3, s, s)`` in [-1, 1] (CPU) of the seeds' samples.
+    """Per size, the renders ``(len(seeds), 3, s, s)`` in [-1, 1] (on the autoencoder's device) of the seeds' samples.
 
     A class-conditional bundle samples seed ``i`` of the list with class ``i % num_classes``.
     """
