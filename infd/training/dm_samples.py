@@ -11,10 +11,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..ae_eval import to_uint8
 from ..rendering.engine import render_latent
 from ..rendering.request import SamplingOptions
 from ..rendering.sampling import sample_latents
+from ..rendering.sinks import quantize
 
 GAP_PX = 4
 
@@ -47,7 +47,7 @@ def save_grid(columns: list[torch.Tensor], path: str | Path) -> Path:
     for row in range(rows):
         x, y = 0, row * (height + GAP_PX)
         for images, s in zip(columns, sizes):
-            canvas[y:y + s, x:x + s] = to_uint8(images[row])
+            canvas[y:y + s, x:x + s] = quantize(images[row:row + 1])[0]
             x += s + GAP_PX
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
