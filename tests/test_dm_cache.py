@@ -135,7 +135,8 @@ def test_cli_errors_are_one_line(tmp_path, cache):
     cases = {"image shard not found": ["--checkpoint", ae, "--data", str(tmp_path / "none-{0..1}.tar")],
              "checkpoint not found": ["--checkpoint", str(tmp_path / "missing.safetensors"), "--data", cache["images"]],
              "cannot read checkpoint": ["--checkpoint", cache["images"].replace("{00..01}", "00"), "--data", cache["images"]],
-             "not an autoencoder": ["--checkpoint", str(tmp_path / "unet.safetensors"), "--data", cache["images"]]}
+             "not an autoencoder": ["--checkpoint", str(tmp_path / "unet.safetensors"), "--data", cache["images"]],
+             "use auto, cpu, cuda or cuda:N": ["--checkpoint", ae, "--data", cache["images"], "--device", "gpu"]}
     save_model(build_backbone(load_diffusion_config(ROOT / "configs" / "dm" / "unet_tiny.yaml")), tmp_path / "unet.safetensors")
     main = load_tool("cache_latents").main
     for message, args in cases.items():

@@ -118,6 +118,7 @@ INVALID = [
     (["--data", "{empty}", "--no-lpips"], "no images found"),
     (["--checkpoint", "{corrupt}", "--no-lpips"], "cannot read checkpoint"),
     (["--compare", "{bigger}", "--no-lpips", "--sizes", "32"], "bigger [clif] takes 64x64"),
+    (["--device", "gpu", "--no-lpips"], "--device gpu: use auto, cpu, cuda or cuda:N"),
 ]
 
 

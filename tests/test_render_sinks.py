@@ -12,7 +12,7 @@ from PIL import Image
 from infd.rendering.distributed import TileStore, assign
 from infd.rendering.engine import iter_render, plan_tiles, render
 from infd.rendering.formats import FORMATS, SinkError, check_capacity, check_writable
-from infd.rendering.sinks import FileSink, iter_bands, quantize
+from infd.rendering.sinks import FileSink, TensorSink, iter_bands, quantize
 from infd.renderers import CLIF, CLIFConfig
 from infd.renderers.coords import Region
 
@@ -143,6 +143,27 @@ def test_incomplete_or_interrupted_render_leaves_no_file(tmp_path, renderer, phi
         with pytest.raises(ValueError, match="row by row"):
             FileSink(path).consume([tiles[1], tiles[0]], size, 1)
         assert list(tmp_path.iterdir()) == []  # no output, no temp file
+
+
+def test_tensor_sink_collects_on_the_tiles_device_or_the_one_given(renderer, phi):
+    tiles = list(iter_render(renderer, phi, (9, 14), tile=5))
+    on_cpu = TensorSink().consume(iter(tiles), (9, 14), 1)
+    assert on_cpu.device.type == "cpu" and on_cpu.dtype == torch.float32
+    torch.testing.assert_close(on_cpu, render(renderer, phi, (9, 14), tile=7), rtol=0, atol=1e-5)
+    meta = [(region, pixels.to("meta")) for region, pixels in tiles]  # a stand-in for tiles on another device
+    assert TensorSink().consume(iter(meta), (9, 14), 1).device.type == "meta"  # no round trip to the CPU
+    assert TensorSink("meta").consume(iter(tiles), (9, 14), 1).device.type == "meta"
+    with pytest.raises(ValueError, match="no tiles"):
+        TensorSink().consume(iter([]), (9, 14), 1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_tensor_sink_keeps_a_gpu_render_on_the_gpu(renderer, phi):
+    gpu = render(renderer.cuda(), phi.cuda(), (33, 40), tile=16)
+    assert gpu.device.type == "cuda"
+    cpu = render(renderer.cuda(), phi.cuda(), (33, 40), tile=16, sink=TensorSink("cpu"))
+    assert cpu.device.type == "cpu"
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=0)
 
 
 def test_iter_bands_joins_tiles_into_full_width_rows():

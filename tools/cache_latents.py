@@ -41,7 +41,6 @@ def main(argv=None) -> int:
     parser, args = parse_args(argv)
     if args.batch_size <= 0 or args.max_count <= 0 or args.num_workers < 0:
         parser.error("--batch-size and --max-count must be positive, --num-workers >= 0")
-    import torch
     from tqdm import tqdm
 
     from infd.data.latent_cache import cache_latents
@@ -49,6 +48,7 @@ def main(argv=None) -> int:
     from infd.data.pipeline import DataError, expand_urls
     from infd.data.shards import ShardError, check_pattern
     from infd.checkpoint import CheckpointError, file_sha256
+    from infd.devices import resolve_device
     from infd.models.autoencoder import load_autoencoder
 
     try:
@@ -56,8 +56,7 @@ def main(argv=None) -> int:
         missing = [u for u in expand_urls(args.data) if ":" not in u.split("/")[0] and not Path(u).is_file()]
         if not expand_urls(args.data) or missing:
             raise ShardError(f"image shard not found: {missing[0] if missing else args.data}")
-        device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                              "cpu" if args.device == "auto" else args.device)
+        device = resolve_device(args.device)
         model = load_autoencoder(args.checkpoint, device)
         extra = {"autoencoder": str(args.checkpoint), "autoencoder_sha256": file_sha256(args.checkpoint)}
         with tqdm(unit="img", disable=args.quiet, file=sys.stderr, desc="encoding") as bar:

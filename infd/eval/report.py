@@ -11,7 +11,6 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from ..ae_eval import format_table
 from ..atomic import atomic_path
 
 COLORS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189), (140, 86, 75)]
@@ -21,6 +20,17 @@ METRICS = {"psnr": "PSNR (dB, higher is better)", "ssim": "SSIM (higher is bette
 
 def _fmt(metric: str, value: float) -> str:
     return f"{value:.2f}" if metric in ("psnr", "fid", "scale_consistency") else f"{value:.4f}"
+
+
+def format_table(table: dict[int, dict[str, float]]) -> str:
+    """A Markdown table of ``recon.evaluate_autoencoder``'s result: one row per size."""
+    cols = [c for c in ("psnr", "psnr_bicubic", "ssim", "ssim_bicubic", "lpips", "lpips_bicubic", "scale_consistency")
+            if c in next(iter(table.values()))]
+    lines = ["| size | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for s, row in table.items():
+        lines.append(f"| {s} | " + " | ".join(f"{row[c]:.4f}" if "lpips" in c or "ssim" in c else f"{row[c]:.2f}"
+                                              for c in cols) + " |")
+    return "\n".join(lines)
 
 
 def sr_tables(sr: dict) -> list[str]:

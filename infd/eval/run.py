@@ -14,12 +14,12 @@ import torch
 from tqdm import tqdm
 
 from .. import metrics
-from ..ae_eval import evaluate_autoencoder
 from ..checkpoint import CheckpointError, load_model
 from ..rendering.sampling import has_prior
 from . import fid as fid_lib
 from .frechet import resolve_method
 from .photos import eval_data_config, load_photos
+from .recon import evaluate_autoencoder
 from .sr import evaluate_sr
 
 MIN_SIZE = 16  # LPIPS needs 16 px (SSIM 11)
@@ -85,7 +85,7 @@ def load_autoencoder(path: str | Path, device) -> tuple[torch.nn.Module, torch.n
 
 def evaluate_reconstruction(autoencoder, photos: list[bytes], sizes, data_config, lpips_net, batch: int, device,
                             progress: bool = False) -> dict[str, dict[str, float]]:
-    """``infd.ae_eval.evaluate_autoencoder`` over batches of photos, averaged over all photos."""
+    """``recon.evaluate_autoencoder`` over batches of photos, averaged over all photos."""
     totals: dict[int, dict[str, float]] = {}
     for start in tqdm(range(0, len(photos), batch), desc="reconstruction", unit="batch", disable=not progress):
         chunk = photos[start:start + batch]
@@ -127,7 +127,7 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None) -> dic
         fid_lib.real_batches(real_photos, settings, real_config, options.batch, options.progress), extractor)
     consistency = []
 
-    def on_full(phi, full):  # the full-size render (CPU) exists already; scale_consistency renders only 2x
+    def on_full(phi, full):  # the full-size render exists already; scale_consistency renders only 2x
         def render_fn(size):
             return full if size == tuple(full.shape[-2:]) else render(model.renderer, phi, size)
         consistency.append(metrics.scale_consistency(render_fn, settings.full_size).cpu())

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .. import metrics
-from ..ae_eval import render_full
 from .photos import photo_square
+from .recon import render_full
 
 BICUBIC = "bicubic"
 

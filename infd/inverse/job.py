@@ -143,7 +143,7 @@ def write_outputs(request: InverseRequest, model, phi, tile_bar=None) -> list[Pa
     written = []
     for path, size in [(request.out, request.size), *((request.also_path(s), s) for s in request.also_sizes)]:
         written += render(model.renderer, phi, size, sink=FileSink(path), on_tile=on_tile)
-    preview = render(model.renderer, phi, preview_size(request.size))  # (1, 3, h, w) on the CPU
+    preview = render(model.renderer, phi, preview_size(request.size))  # (1, 3, h, w) on phi's device
     image = quantize(preview, 8)[0]
     terms = request.layout.terms
     drawn = draw_layout(np.ascontiguousarray(image), [t.box for t in terms], [t.name for t in terms])

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from infd import devices
 from infd.renderers.coords import Region
 
 from .distributed import DistContext, TileStore, assign, owner_of, store_path
@@ -42,14 +43,10 @@ def device_type(name: str) -> str:
 def resolve_device(name: str, dist: DistContext | None = None) -> torch.device:
     """The ``torch.device`` of a ``--device`` value; plain ``cuda`` means this rank's local GPU."""
     dist = dist or DistContext()
-    if device_type(name) == "cpu":
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise RequestError(f"--device {name}: CUDA is not available on this machine")
-    index = int(name.split(":")[1]) if ":" in name else dist.local_rank
-    if index >= torch.cuda.device_count():
-        raise RequestError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
-    return torch.device("cuda", index)
+    try:
+        return devices.resolve_device(name, default_index=dist.local_rank)
+    except devices.DeviceError as err:
+        raise RequestError(str(err)) from None
 
 
 def run_request(request: RenderRequest, model: nn.Module, dist: DistContext | None = None,

@@ -103,15 +103,28 @@ def iter_file_tiles(bands: Iterable[tuple[int, np.ndarray]], width: int, shape: 
 
 
 class TensorSink:
-    """Collect the output in a ``(B, 3, h, w)`` float32 tensor on the CPU."""
+    """Collect the output in a ``(B, 3, h, w)`` float32 tensor on ``device``.
+
+    ``device=None`` keeps the pixels where they are rendered (the first tile's device, i.e. the
+    field's), so a GPU render stays on the GPU; give ``"cpu"`` to gather a large render in RAM.
+    ``check`` bounds the tensor by the available RAM, wherever it is collected.
+    """
+
+    def __init__(self, device: torch.device | str | None = None):
+        self.device = None if device is None else torch.device(device)
 
     def check(self, size: tuple[int, int], batch: int = 1) -> None:
         check_tensor_capacity(size, batch)
 
     def consume(self, tiles, size: tuple[int, int], batch: int) -> torch.Tensor:
-        out = torch.empty(batch, 3, *size)
+        """Place each tile ``(region, (B, 3, h, w))`` into the output; returns it ``(B, 3, H, W)``."""
+        out = None
         for region, px in tiles:
-            out[:, :, region.top:region.bottom, region.left:region.right] = px.cpu()
+            if out is None:
+                out = torch.empty(batch, 3, *size, device=self.device or px.device)
+            out[:, :, region.top:region.bottom, region.left:region.right] = px
+        if out is None:
+            raise ValueError("no tiles to collect")
         return out
 
 

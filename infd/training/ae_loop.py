@@ -18,8 +18,9 @@ from tqdm.auto import tqdm
 
 from infd.data import DataConfig, make_loader
 
-from ..ae_eval import first_images, reconstruction_grid
 from ..checkpoint import save_model
+from ..eval.photos import first_images
+from ..eval.recon import reconstruction_grid
 from ..losses import AutoencoderLoss, AutoencoderLossConfig
 from ..models.autoencoder import AutoencoderConfig, NeuralFieldAutoencoder
 from .accel import make_accelerator, set_deterministic

@@ -11,10 +11,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..ae_eval import to_uint8
 from ..rendering.engine import render_latent
 from ..rendering.request import SamplingOptions
 from ..rendering.sampling import sample_latents
+from ..rendering.sinks import quantize
 
 GAP_PX = 4
 
@@ -22,7 +22,7 @@ GAP_PX = 4
 @torch.no_grad()
 def sample_images(bundle, seeds: list[int], sizes, *, steps: int, sampler: str = "ddim",
                   guidance: float = 1.0) -> list[torch.Tensor]:
-    """Per size, the renders ``(len(seeds), 3, s, s)`` in [-1, 1] (CPU) of the seeds' samples.
+    """Per size, the renders ``(len(seeds), 3, s, s)`` in [-1, 1] (on the autoencoder's device) of the seeds' samples.
 
     A class-conditional bundle samples seed ``i`` of the list with class ``i % num_classes``.
     """
@@ -47,7 +47,7 @@ def save_grid(columns: list[torch.Tensor], path: str | Path) -> Path:
     for row in range(rows):
         x, y = 0, row * (height + GAP_PX)
         for images, s in zip(columns, sizes):
-            canvas[y:y + s, x:x + s] = to_uint8(images[row])
+            canvas[y:y + s, x:x + s] = quantize(images[row:row + 1])[0]
             x += s + GAP_PX
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

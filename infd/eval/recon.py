@@ -1,0 +1,95 @@
+"""Reconstruction of held-out photos by an autoencoder, at several output sizes.
+
+For each photo and output size ``s``: encode the photo's encoder input (S x S), render the field at
+``s x s`` and compare with the photo resized to ``s`` (PSNR, SSIM, LPIPS), next to bicubic
+upsampling of the encoder input. Scale consistency compares the render at ``s`` with the render at
+``2s`` downsampled to ``s``. The same renders make the reconstruction grids of the training loop.
+Photos are read with ``photos.eval_data_config`` (exact decoding), as ``tools/eval.py`` reads them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .. import metrics
+from ..rendering.engine import render
+from ..rendering.sinks import quantize
+from .photos import eval_data_config, load_whole_images
+
+GRID_GAP_PX = 4
+
+
+@torch.no_grad()
+def render_full(model, phi: torch.Tensor, size: int) -> torch.Tensor:
+    """Render ``phi (B, C, h, w)`` at ``size x size``: ``(B, 3, size, size)`` in [-1, 1] on ``phi``'s device.
+
+    Tiled (``infd.rendering.engine.render``: equal to a full render, memory bounded by the tile), so
+    large sizes and batches fit.
+    """
+    return render(model.renderer, phi, (size, size)).clamp(-1, 1)
+
+
+@torch.no_grad()
+def evaluate_autoencoder(model, data_config, image_bytes: list[bytes], sizes=(256, 512, 1024),
+                         lpips_net=None, device="cpu") -> dict[int, dict[str, float]]:
+    """Mean metrics per output size: ``{s: {psnr, ssim, lpips, psnr_bicubic, ..., scale_consistency}}``.
+
+    ``data_config``: from ``photos.eval_data_config``; ``lpips_net``: ``infd.losses.load_lpips()`` or
+    ``None`` (no LPIPS columns).
+    """
+    model = model.to(device).eval()
+    table = {}
+    for s in sizes:
+        samples = load_whole_images(data_config, image_bytes, s)
+        inp = torch.stack([x["inp"] for x in samples]).to(device)  # (N, 3, S, S)
+        gt = torch.stack([x["gt"] for x in samples]).to(device)  # (N, 3, s, s)
+        phi = model.decode(model.encode(inp))
+        rec = render_full(model, phi, s)
+        bicubic = F.interpolate(inp, size=(s, s), mode="bicubic", align_corners=False).clamp(-1, 1)
+        row = {}
+        for name, pred in (("", rec), ("_bicubic", bicubic)):
+            row["psnr" + name] = metrics.psnr(pred, gt).mean().item()
+            row["ssim" + name] = metrics.ssim(pred, gt).mean().item()
+            if lpips_net is not None:
+                row["lpips" + name] = metrics.lpips(pred, gt, lpips_net.to(device)).mean().item()
+        row["scale_consistency"] = metrics.scale_consistency(lambda size: render_full(model, phi, size[0]),
+                                                             s).mean().item()
+        table[s] = row
+    return table
+
+
+@torch.no_grad()
+def reconstruction_grid(model, data_config, image_bytes: list[bytes], sizes, path: str | Path,
+                        device="cpu") -> Path:
+    """PNG: one row per photo, ground truth and reconstruction side by side at every size.
+
+    ``data_config`` is where the photos come from (e.g. a training run's ``val_data``): its decoding
+    limits are kept, and the photos are made as every evaluation makes them
+    (``photos.eval_data_config`` for the model's encoder input), so the grid shows what
+    ``tools/eval.py`` measures.
+    """
+    model = model.to(device).eval()
+    data_config = eval_data_config(data_config.urls, model.config.input_size, data_config.decode)
+    columns = []  # per size: (gt (N, 3, s, s), rec (N, 3, s, s))
+    for s in sizes:
+        samples = load_whole_images(data_config, image_bytes, s)
+        inp = torch.stack([x["inp"] for x in samples]).to(device)
+        rec = render_full(model, model.decode(model.encode(inp)), s)
+        columns.append((quantize(torch.stack([x["gt"] for x in samples])), quantize(rec)))  # (N, s, s, 3) uint8
+    height = max(sizes)
+    width = sum(2 * s + 2 * GRID_GAP_PX for s in sizes)
+    canvas = np.full((len(image_bytes) * (height + GRID_GAP_PX), width, 3), 255, np.uint8)
+    for row in range(len(image_bytes)):
+        x, y = 0, row * (height + GRID_GAP_PX)
+        for (gt, rec), s in zip(columns, sizes):
+            for img in (gt[row], rec[row]):
+                canvas[y:y + s, x:x + s] = img
+                x += s + GRID_GAP_PX
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(canvas).save(path)
+    return path
