@@ -1,11 +1,33 @@
-"""What both training loops share: ``CheckpointIO`` (parts saved and restored together,
+"""What both training loops share: config checks, ``CheckpointIO`` (parts saved and restored together,
 a disabled part stored as ``{}``, the newest ``keep`` files kept) and the resumed data stream."""
 import random
 
+import pytest
 import torch
 
+from infd.config import ConfigError, from_dict
+from infd.training.ae_loop import AETrainConfig
+from infd.training.dm_loop import DMTrainConfig
 from infd.training.state import CheckpointIO, list_states, load_state
 from infd.training.stream import resumed_batches
+
+
+@pytest.mark.parametrize("config_cls", [AETrainConfig, DMTrainConfig])
+@pytest.mark.parametrize("key, value, message", [
+    ("max_steps", 0, "max_steps must be >= 1"), ("log_every", 0, "log_every must be >= 1"),
+    ("checkpoint_every", -1, "checkpoint_every must be >= 1"), ("max_minutes", 0, "max_minutes must be positive"),
+    ("ema_decay", 1.0, r"ema_decay must be in \[0, 1\)"),
+])
+def test_both_stages_check_the_loop_keys(config_cls, key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        from_dict(config_cls, {key: value})
+    assert from_dict(config_cls, {"max_minutes": 0.5}).max_minutes == 0.5
+
+
+def test_stage_1_checks_its_image_keys():
+    for key, value in (("image_every", -1), ("num_val_images", -1), ("val_sizes", [256, 0])):
+        with pytest.raises(ConfigError, match="image_every and num_val_images must be >= 0 and val_sizes positive"):
+            from_dict(AETrainConfig, {key: value})
 
 
 def test_checkpoint_io_saves_and_restores_every_part(tmp_path):

@@ -20,13 +20,13 @@ from ..models.autoencoder import AutoencoderConfig, NeuralFieldAutoencoder
 from .accel import make_accelerator, seed_run
 from .ema import EMA
 from .optim import OptimizerConfig, make_optimizer
-from .run import TrainingRun
+from .run import TrainingRun, check_loop_config
 from .state import CheckpointIO, TrainResult
 
 
 @dataclass
 class AETrainConfig:
-    """A stage-1 run (``configs/train/ae_*.yaml``)."""
+    """A stage-1 run (``configs/train/ae_*.yaml``); the loop keys are checked by ``check_loop_config``."""
 
     model: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     data: DataConfig = field(default_factory=DataConfig)  # data.batch_size is the per-process batch
@@ -50,6 +50,11 @@ class AETrainConfig:
     exact_resume: bool = False  # on resume, replay the data stream up to the saved position
     val_sizes: tuple[int, ...] = (256, 512, 1024)
     num_val_images: int = 4
+
+    def __post_init__(self):
+        check_loop_config(self)
+        if self.image_every < 0 or self.num_val_images < 0 or not all(s > 0 for s in self.val_sizes):
+            raise ValueError("image_every and num_val_images must be >= 0 and val_sizes positive")
 
 
 def average_gradients(module: torch.nn.Module, acc):

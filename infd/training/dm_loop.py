@@ -30,7 +30,7 @@ from .accel import make_accelerator, seed_run
 from .dm_samples import sample_grid
 from .ema import EMA
 from .optim import OptimizerConfig, make_optimizer
-from .run import TrainingRun
+from .run import TrainingRun, check_loop_config
 from .state import CheckpointIO, TrainResult
 
 BUNDLE_NAME = "bundle.safetensors"
@@ -42,7 +42,7 @@ def _paper_optimizer() -> OptimizerConfig:
 
 @dataclass
 class DMTrainConfig:
-    """A stage-2 run (``configs/train/dm_*.yaml``)."""
+    """A stage-2 run (``configs/train/dm_*.yaml``); the loop keys are checked by ``check_loop_config``."""
 
     run_dir: str = "runs/dm"
     autoencoder: str = ""  # the stage-1 checkpoint the latent cache was made with
@@ -73,13 +73,9 @@ class DMTrainConfig:
     def __post_init__(self):
         if not 0.0 <= self.cond_drop_prob <= 1.0:
             raise ValueError(f"cond_drop_prob must be in [0, 1], got {self.cond_drop_prob}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        for name in ("max_steps", "log_every", "checkpoint_every", "sample_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise ValueError(f"max_minutes must be positive or null, got {self.max_minutes}")
+        check_loop_config(self)
+        if self.sample_steps < 1:
+            raise ValueError(f"sample_steps must be >= 1, got {self.sample_steps}")
         if self.sample_every < 0 or self.num_sample_images < 0 or not all(s > 0 for s in self.sample_sizes):
             raise ValueError("sample_every and num_sample_images must be >= 0 and sample_sizes positive")
 

@@ -14,7 +14,7 @@ A stage's loop builds its models and optimisers, registers them in a ``Checkpoin
 
 The config of either stage has the keys used here: ``run_dir``, ``max_steps``, ``max_minutes``,
 ``log_every``, ``checkpoint_every``, ``max_nonfinite_steps``, ``grad_clip``, ``ema_decay``, ``seed`` and
-``exact_resume``.
+``exact_resume``; its ``__post_init__`` calls ``check_loop_config``.
 """
 from __future__ import annotations
 
@@ -33,6 +33,17 @@ from .state import CheckpointIO, TrainResult
 from .stream import resumed_batches
 
 log = logging.getLogger("infd.train")
+
+
+def check_loop_config(config):
+    """Raise ``ValueError`` for loop settings no run can use (a training config's ``__post_init__``)."""
+    if not 0.0 <= config.ema_decay < 1.0:
+        raise ValueError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
+    for name in ("max_steps", "log_every", "checkpoint_every"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if config.max_minutes is not None and config.max_minutes <= 0:
+        raise ValueError(f"max_minutes must be positive or null, got {config.max_minutes}")
 
 
 def _any_rank(acc, flag: bool) -> bool:
