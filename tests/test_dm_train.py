@@ -141,11 +141,11 @@ def test_max_minutes_stops_with_a_checkpoint_and_a_grid(cache, tmp_path, monkeyp
     import time
     import types
 
-    import infd.training.dm_loop as dm_loop
+    import infd.training.run as run
 
     calls = []  # a clock that advances 30 s per reading: the deadline (72 s later) passes after 2 steps
     clock = types.SimpleNamespace(perf_counter=time.perf_counter, monotonic=lambda: 30.0 * (calls.append(1) or len(calls)))
-    monkeypatch.setattr(dm_loop, "time", clock)
+    monkeypatch.setattr(run, "time", clock)
     result = train_diffusion(from_dict(DMTrainConfig, tiny_dm_config(cache, tmp_path / "run", max_steps=100,
                                                                       max_minutes=1.2, sample_every=50)), progress=False)
     assert result.step == 2

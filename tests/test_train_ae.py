@@ -90,6 +90,22 @@ def test_tiny_run_learns_and_writes_run_dir(shards, tmp_path):
     assert load_state(latest_state(result.run_dir))["step"] == 60
 
 
+def test_max_minutes_stops_with_a_checkpoint(shards, tmp_path, monkeypatch):
+    import types
+
+    import infd.training.run as run
+
+    calls = []  # a clock that advances 30 s per reading: the deadline (72 s later) passes after 2 steps
+    clock = types.SimpleNamespace(perf_counter=time.perf_counter, monotonic=lambda: 30.0 * (calls.append(1) or len(calls)))
+    monkeypatch.setattr(run, "time", clock)
+    config = from_dict(AETrainConfig, tiny_config(shards, tmp_path / "run", max_steps=100, max_minutes=1.2))
+    assert train_autoencoder(config, progress=False).step == 2
+    assert load_state(latest_state(tmp_path / "run"))["step"] == 2  # checkpoint_every is 4: saved on the way out
+    assert (tmp_path / "run" / "checkpoints" / "model-latest.safetensors").exists()
+    monkeypatch.undo()
+    assert train_autoencoder(replace(config, max_steps=3), progress=False).step == 3  # a rerun continues
+
+
 def _run_training(config_path: Path, env=None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(ROOT / "tools" / "train.py"), "ae", "--config", str(config_path),
                              "--no-progress"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

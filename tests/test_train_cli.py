@@ -26,7 +26,8 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: {chanels: 3}\n")
     for args in (["--config", str(bad)], ["--config", str(tmp_path / "missing.yaml")],
-                 ["--config", "configs/train/ae_cpu.yaml", "--set", "max_step=3"]):
+                 ["--config", "configs/train/ae_cpu.yaml", "--set", "max_step=3"],
+                 ["--config", "configs/train/ae_cpu.yaml", "--set", "max_steps=0"]):
         proc = run("ae", *args)
         assert proc.returncode == 2 and proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
     assert "model.chanels" in run("ae", "--config", str(bad)).stderr

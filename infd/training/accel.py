@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 
 import torch
 
@@ -24,10 +25,10 @@ def make_accelerator(mixed_precision: str, run_dir, cpu: bool | None = None, log
     return Accelerator(cpu=cpu, mixed_precision=mixed_precision, log_with=log_with, project_config=project)
 
 
-def set_deterministic(seed: int):
-    """Seed everything and ask torch for deterministic kernels (needed for bit-exact resume tests)."""
-    import random
-
-    random.seed(seed)
+def seed_run(seed: int, deterministic: bool = False):
+    """Seed torch's global RNG before a run builds its models; ``deterministic`` also seeds Python's and
+    asks torch for deterministic kernels (needed for bit-exact resume tests)."""
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    if deterministic:
+        random.seed(seed)
+        torch.use_deterministic_algorithms(True, warn_only=True)

@@ -6,35 +6,29 @@ the same ``rgb`` (detached), so each step encodes, decodes and renders once.
 """
 from __future__ import annotations
 
-import dataclasses
-import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import torch
-from tqdm.auto import tqdm
 
 from infd.data import DataConfig, make_loader
 
-from ..checkpoint import save_model
 from ..eval.photos import first_images
 from ..eval.recon import reconstruction_grid
 from ..losses import AutoencoderLoss, AutoencoderLossConfig
 from ..models.autoencoder import AutoencoderConfig, NeuralFieldAutoencoder
-from .accel import make_accelerator, set_deterministic
+from .accel import make_accelerator, seed_run
 from .ema import EMA
-from .guard import NanGuard, StopFlag, ignore_stop_signals
 from .optim import OptimizerConfig, make_optimizer
-from .run_dir import JsonlLog, write_resolved_config
-from .state import TrainResult, latest_state, load_state, rng_state, save_state, set_rng_state
-
-log = logging.getLogger("infd.train")
+from .run import TrainingRun, check_loop_config
+from .state import CheckpointIO, TrainResult
 
 
 @dataclass
 class AETrainConfig:
+    """A stage-1 run (``configs/train/ae_*.yaml``); the loop keys are checked by ``check_loop_config``."""
+
     model: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     data: DataConfig = field(default_factory=DataConfig)  # data.batch_size is the per-process batch
     val_data: DataConfig = field(default_factory=lambda: DataConfig(mode="whole", resampled=False))
@@ -43,6 +37,7 @@ class AETrainConfig:
     disc_optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     run_dir: str = "runs/ae"
     max_steps: int = 1000
+    max_minutes: float | None = None  # stop (with a checkpoint) after this long; a rerun continues
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     grad_clip: float = 0.0  # max grad norm; 0 disables
     ema_decay: float = 0.0  # 0 disables the EMA copy
@@ -57,6 +52,11 @@ class AETrainConfig:
     val_sizes: tuple[int, ...] = (256, 512, 1024)
     num_val_images: int = 4
 
+    def __post_init__(self):
+        check_loop_config(self)
+        if self.image_every < 0 or self.num_val_images < 0 or not all(s > 0 for s in self.val_sizes):
+            raise ValueError("image_every and num_val_images must be >= 0 and val_sizes positive")
+
 
 def average_gradients(module: torch.nn.Module, acc):
     """All-reduce (mean) the gradients of a module that is not wrapped in DDP."""
@@ -68,13 +68,9 @@ def average_gradients(module: torch.nn.Module, acc):
 
 
 def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool = True) -> TrainResult:
-    """Run (or continue) stage-1 training up to ``config.max_steps`` (or a stop signal)."""
-    run_dir = Path(config.run_dir)
-    if config.deterministic:
-        set_deterministic(config.seed)
-    else:
-        torch.manual_seed(config.seed)
-    acc = make_accelerator(config.mixed_precision, run_dir)
+    """Run (or continue) stage-1 training up to ``config.max_steps`` (or a stop signal, or ``max_minutes``)."""
+    seed_run(config.seed, config.deterministic)
+    acc = make_accelerator(config.mixed_precision, config.run_dir)
     model = NeuralFieldAutoencoder(config.model)
     loss_fn = AutoencoderLoss(config.loss).to(acc.device)
     opt_g = make_optimizer(model.parameters(), config.optimizer)
@@ -83,110 +79,42 @@ def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool
     # The discriminator runs in the generator step and twice in its own step, which DDP's one
     # forward / one backward rule forbids; it stays unwrapped and its gradients are averaged by hand.
     model, opt_g, opt_d = acc.prepare(model, opt_g, opt_d)
-    disc = loss_fn.discriminator
-
-    step, samples_seen = 0, 0
-    state_path = latest_state(run_dir) if resume else None
-    if state_path is not None:
-        state = load_state(state_path)
-        acc.unwrap_model(model).load_state_dict(state["model"])
-        disc.load_state_dict(state["discriminator"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        if ema is not None:
-            ema.model.load_state_dict(state["ema"])
-        step, samples_seen = state["step"], state["samples_seen"]
-        set_rng_state(state["rng"])
-        if acc.is_main_process:
-            log.info("resumed from %s (step %d)", state_path, step)
-    if acc.is_main_process:
-        write_resolved_config(run_dir, config)
-        acc.init_trackers("ae")
-    jsonl = JsonlLog(run_dir, enabled=acc.is_main_process)
-
-    data_seed = config.seed if config.exact_resume or step == 0 else config.seed + step
-    # The loader gets its own generator: creating its iterator must not draw from the global RNG,
-    # or a resumed run would diverge from an uninterrupted one.
-    loader = make_loader(dataclasses.replace(config.data, seed=data_seed), rank=acc.process_index,
-                         world_size=acc.num_processes, generator=torch.Generator().manual_seed(data_seed),
-                         worker_init_fn=ignore_stop_signals)
-    batches = iter(loader)
-    if config.exact_resume and samples_seen:
-        for _ in range(samples_seen // (config.data.batch_size * acc.num_processes)):
-            next(batches)  # replay, so the stream continues exactly where the saved run was
-
+    unwrapped, disc = acc.unwrap_model(model), loss_fn.discriminator
+    shown = ema.model if ema is not None else unwrapped  # exported, rendered in the grids and returned
+    io = CheckpointIO(config.run_dir, config.keep_checkpoints, model=unwrapped, discriminator=disc, opt_g=opt_g,
+                      opt_d=opt_d, ema=ema.model if ema is not None else None)
+    run = TrainingRun(config, acc, io, shown, Path(config.run_dir) / "checkpoints" / "model-latest.safetensors",
+                      name="ae", desc="stage 1", resume=resume, progress=progress)
+    batches = run.batches(make_loader, config.data)
     # The same held-out photos for every reconstruction grid (val_data, or the training shards).
     val_data = config.val_data if config.val_data.urls else config.data
     val_images = first_images(val_data, config.num_val_images) if config.image_every and acc.is_main_process else []
 
-    guard = NanGuard(config.max_nonfinite_steps)
-    unwrapped = acc.unwrap_model(model)
-    bar = tqdm(total=config.max_steps, initial=step, disable=not (progress and acc.is_main_process),
-               desc="stage 1", dynamic_ncols=True)
-    t_last, n_last = time.perf_counter(), step
-
-    def checkpoint():
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            save_state(run_dir, step, {
-                "model": unwrapped.state_dict(), "discriminator": disc.state_dict(),
-                "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                "ema": ema.model.state_dict() if ema is not None else {},
-                "step": step, "samples_seen": samples_seen, "rng": rng_state(),
-            }, keep=config.keep_checkpoints)
-            save_model(ema.model if ema is not None else unwrapped, run_dir / "checkpoints" / "model-latest.safetensors",
-                       extra={"step": str(step)})
-        acc.wait_for_everyone()
-
-    with StopFlag() as stop:
-        while step < config.max_steps and not stop.requested:
+    with run:
+        while run.running():
             batch = next(batches)
             inp, gt = batch["inp"].to(acc.device), batch["gt"].to(acc.device)
             coord, cell = batch["coord"].to(acc.device), batch["cell"].to(acc.device)
-            samples_seen += inp.shape[0] * acc.num_processes
+            run.samples_seen += inp.shape[0] * acc.num_processes
 
             with acc.autocast():
                 rgb, reg = model(inp, coord, cell)
-                g_loss, logs = loss_fn.generator_loss(gt, rgb, reg, unwrapped.renderer.last_layer, step)
-            ok = guard.check(acc.gather(g_loss.detach()).sum().item(), step)
-            opt_g.zero_grad(set_to_none=True)
-            if ok:
-                acc.backward(g_loss)
-                if config.grad_clip > 0:
-                    acc.clip_grad_norm_(model.parameters(), config.grad_clip)
-                opt_g.step()
-                if ema is not None:
-                    ema.update(unwrapped)
-
-            if ok and loss_fn.gan_active(step):
+                g_loss, logs = loss_fn.generator_loss(gt, rgb, reg, unwrapped.renderer.last_layer, run.step)
+            ok, _ = run.update(g_loss, model, opt_g, ema)
+            if ok and loss_fn.gan_active(run.step):
                 with acc.autocast():
-                    d_loss, d_logs = loss_fn.discriminator_loss(gt, rgb.detach(), step)
+                    d_loss, d_logs = loss_fn.discriminator_loss(gt, rgb.detach(), run.step)
                 opt_d.zero_grad(set_to_none=True)
                 acc.backward(d_loss)
                 average_gradients(disc, acc)
                 opt_d.step()
                 logs.update(d_logs)
-            step += 1
+            run.step_done(lambda: {k: float(v) for k, v in logs.items()})
 
-            if step % config.log_every == 0 or step == config.max_steps:
-                now = time.perf_counter()
-                rate = (step - n_last) / max(now - t_last, 1e-9)
-                t_last, n_last = now, step
-                values = {k: float(v) for k, v in logs.items()}
-                values["steps_per_s"] = rate
-                jsonl.write(step, **values)
-                acc.log(values, step=step)
-                bar.set_postfix(loss=f"{values.get('loss', float('nan')):.4f}", it_s=f"{rate:.2f}")
-            bar.update(1)
-            if val_images and step % config.image_every == 0:
-                shown = ema.model if ema is not None else unwrapped
+            if val_images and run.step % config.image_every == 0:
                 reconstruction_grid(shown, val_data, val_images, config.val_sizes,
-                                    run_dir / "images" / f"recon-{step:08d}.png", device=acc.device)
+                                    run.run_dir / "images" / f"recon-{run.step:08d}.png", device=acc.device)
                 unwrapped.train()  # the grid switched the model to eval mode
-            if step % config.checkpoint_every == 0 or step == config.max_steps:
-                checkpoint()
-        if stop.requested and step % config.checkpoint_every:
-            checkpoint()
-    bar.close()
-    acc.end_training()
-    return TrainResult(run_dir, ema.model if ema is not None else unwrapped, step, acc.num_processes)
+            run.checkpoint_if_due()
+        run.save_if_stopped()
+    return run.finish(shown)

@@ -10,35 +10,29 @@ the exported ``LatentDiffusion`` bundle (``run_dir/bundle.safetensors``, EMA wei
 """
 from __future__ import annotations
 
-import dataclasses
-import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import torch
-from tqdm.auto import tqdm
 
 from infd.data.latents import LatentCacheError, LatentDataConfig, LatentStats, check_local_shards, load_stats, \
     make_latent_loader
 
-from ..checkpoint import file_sha256, save_model
+from ..checkpoint import file_sha256
 from ..config import ConfigError
 from ..diffusion.bundle import LatentDiffusion, LatentDiffusionConfig
 from ..diffusion.config import DiffusionConfig, build_backbone, build_schedule
 from ..diffusion.guidance import drop_labels
 from ..diffusion.objective import diffusion_loss
 from ..models.autoencoder import NeuralFieldAutoencoder, load_autoencoder
-from .accel import make_accelerator, set_deterministic
+from .accel import make_accelerator, seed_run
 from .dm_samples import sample_grid
 from .ema import EMA
-from .guard import NanGuard, StopFlag, ignore_stop_signals
 from .optim import OptimizerConfig, make_optimizer
-from .run_dir import JsonlLog, write_resolved_config
-from .state import TrainResult, latest_state, load_state, rng_state, save_state, set_rng_state
+from .run import TrainingRun, check_loop_config
+from .state import CheckpointIO, TrainResult
 
-log = logging.getLogger("infd.train")
 BUNDLE_NAME = "bundle.safetensors"
 
 
@@ -48,6 +42,8 @@ def _paper_optimizer() -> OptimizerConfig:
 
 @dataclass
 class DMTrainConfig:
+    """A stage-2 run (``configs/train/dm_*.yaml``); the loop keys are checked by ``check_loop_config``."""
+
     run_dir: str = "runs/dm"
     autoencoder: str = ""  # the stage-1 checkpoint the latent cache was made with
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)  # as in configs/dm/*.yaml
@@ -77,13 +73,9 @@ class DMTrainConfig:
     def __post_init__(self):
         if not 0.0 <= self.cond_drop_prob <= 1.0:
             raise ValueError(f"cond_drop_prob must be in [0, 1], got {self.cond_drop_prob}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        for name in ("max_steps", "log_every", "checkpoint_every", "sample_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise ValueError(f"max_minutes must be positive or null, got {self.max_minutes}")
+        check_loop_config(self)
+        if self.sample_steps < 1:
+            raise ValueError(f"sample_steps must be >= 1, got {self.sample_steps}")
         if self.sample_every < 0 or self.num_sample_images < 0 or not all(s > 0 for s in self.sample_sizes):
             raise ValueError("sample_every and num_sample_images must be >= 0 and sample_sizes positive")
 
@@ -117,25 +109,29 @@ def _labels(batch: dict, num_classes: int | None, drop_prob: float, device) -> t
     return drop_labels(labels, num_classes, drop_prob).to(device)  # label num_classes is the null label
 
 
-def _any_rank(acc, flag: bool) -> bool:
-    """Whether ``flag`` holds on any process (so all ranks stop at the same step)."""
-    if acc.num_processes == 1:
-        return flag
-    return bool(acc.gather(torch.tensor([flag], device=acc.device)).any())
+class _MeanLoss:
+    """The mean loss of the updates since the last log line (nan when every step was skipped)."""
+
+    def __init__(self):
+        self.total, self.count = 0.0, 0
+
+    def add(self, loss: float):
+        self.total, self.count = self.total + loss, self.count + 1
+
+    def pop(self) -> float:
+        mean = self.total / self.count if self.count else float("nan")
+        self.total, self.count = 0.0, 0
+        return mean
 
 
 def train_diffusion(config: DMTrainConfig, resume: bool = True, progress: bool = True) -> TrainResult:
-    """Run (or continue) stage-2 training up to ``config.max_steps`` (or a stop signal)."""
-    run_dir = Path(config.run_dir)
+    """Run (or continue) stage-2 training up to ``config.max_steps`` (or a stop signal, or ``max_minutes``)."""
     if not config.autoencoder:
         raise ConfigError("config key 'autoencoder' must name the stage-1 checkpoint the latent cache was made with")
     stats = load_stats(config.latents.stats_path())
     check_local_shards(config.latents.urls)
-    if config.deterministic:
-        set_deterministic(config.seed)
-    else:
-        torch.manual_seed(config.seed)
-    acc = make_accelerator(config.mixed_precision, run_dir)
+    seed_run(config.seed, config.deterministic)
+    acc = make_accelerator(config.mixed_precision, config.run_dir)
     autoencoder = load_autoencoder(config.autoencoder, acc.device)
     check_cache(config, stats, autoencoder)
     shift, scale = stats.shift_scale(config.latent_norm)
@@ -146,112 +142,46 @@ def train_diffusion(config: DMTrainConfig, resume: bool = True, progress: bool =
     ema = EMA(model, config.ema_decay, warmup=config.ema_warmup).to(acc.device) if config.ema_decay > 0 else None
     model, optimizer = acc.prepare(model, optimizer)
     unwrapped = acc.unwrap_model(model)
-
-    step, samples_seen = 0, 0
-    state_path = latest_state(run_dir) if resume else None
-    if state_path is not None:
-        state = load_state(state_path)
-        unwrapped.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if ema is not None:
-            ema.model.load_state_dict(state["ema"])
-        step, samples_seen = state["step"], state["samples_seen"]
-        set_rng_state(state["rng"])
-        if acc.is_main_process:
-            log.info("resumed from %s (step %d)", state_path, step)
-    if acc.is_main_process:
-        write_resolved_config(run_dir, config)
-        acc.init_trackers("dm")
-    jsonl = JsonlLog(run_dir, enabled=acc.is_main_process)
-
     # The exported model: the frozen autoencoder and the EMA backbone, shared (not copied).
-    bundle_config = LatentDiffusionConfig(autoencoder.config, config.diffusion, shift, scale)
-    bundle = LatentDiffusion(bundle_config, autoencoder=autoencoder, backbone=ema.model if ema is not None else unwrapped)
-
-    data_seed = config.seed if config.exact_resume or step == 0 else config.seed + step
-    # its own generator: making the loader's iterator must not draw from the global RNG (exact resume)
-    loader = make_latent_loader(dataclasses.replace(config.latents, seed=data_seed), rank=acc.process_index,
-                                world_size=acc.num_processes, generator=torch.Generator().manual_seed(data_seed),
-                                worker_init_fn=ignore_stop_signals)
-    batches = iter(loader)
-    if config.exact_resume and samples_seen:
-        for _ in range(samples_seen // (config.latents.batch_size * acc.num_processes)):
-            next(batches)  # replay, so the stream continues exactly where the saved run was
+    bundle = LatentDiffusion(LatentDiffusionConfig(autoencoder.config, config.diffusion, shift, scale),
+                             autoencoder=autoencoder, backbone=ema.model if ema is not None else unwrapped)
+    io = CheckpointIO(config.run_dir, config.keep_checkpoints, model=unwrapped, optimizer=optimizer,
+                      ema=ema.model if ema is not None else None)
+    run = TrainingRun(config, acc, io, bundle, Path(config.run_dir) / BUNDLE_NAME, name="dm", desc="stage 2",
+                      resume=resume, progress=progress)
+    batches = run.batches(make_latent_loader, config.latents)
 
     num_classes = getattr(config.diffusion.model, "num_classes", None)
     objective = config.diffusion.objective
-    guard = NanGuard(config.max_nonfinite_steps)
-    bar = tqdm(total=config.max_steps, initial=step, disable=not (progress and acc.is_main_process),
-               desc="stage 2", dynamic_ncols=True)
-    t_last, n_last, loss_sum, loss_count = time.perf_counter(), step, 0.0, 0
+    mean_loss = _MeanLoss()
     seeds = list(range(config.num_sample_images))
-
-    def checkpoint():
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            save_state(run_dir, step, {
-                "model": unwrapped.state_dict(), "optimizer": optimizer.state_dict(),
-                "ema": ema.model.state_dict() if ema is not None else {},
-                "step": step, "samples_seen": samples_seen, "rng": rng_state(),
-            }, keep=config.keep_checkpoints)
-            save_model(bundle, run_dir / BUNDLE_NAME, extra={"step": str(step)})
-        acc.wait_for_everyone()
 
     def samples():
         if seeds and acc.is_main_process:
-            sample_grid(bundle, seeds, config.sample_sizes, run_dir / "images" / f"samples-{step:08d}.png",
+            sample_grid(bundle, seeds, config.sample_sizes, run.run_dir / "images" / f"samples-{run.step:08d}.png",
                         steps=config.sample_steps, sampler=config.sample_sampler,
                         guidance=config.diffusion.sampler.guidance_scale)
             unwrapped.train()  # sampling switched the backbone to eval mode (without an EMA copy)
 
-    deadline = None if config.max_minutes is None else time.monotonic() + 60 * config.max_minutes
-    out_of_time = False
-    with StopFlag() as stop:
-        while step < config.max_steps and not stop.requested:
-            if deadline is not None and _any_rank(acc, time.monotonic() > deadline):
-                log.info("max_minutes=%s reached at step %d: saving a checkpoint and stopping", config.max_minutes, step)
-                out_of_time = True
-                break
+    with run:
+        while run.running():
             batch = next(batches)
             x0 = bundle.to_model_space(batch["z"].to(acc.device))  # (B, C, h, w), about unit variance
             cond = _labels(batch, num_classes, config.cond_drop_prob, acc.device)
-            samples_seen += x0.shape[0] * acc.num_processes
+            run.samples_seen += x0.shape[0] * acc.num_processes
             with acc.autocast():
                 loss = diffusion_loss(model, x0, schedule, cond=cond, prediction=objective.prediction,
                                       min_snr_gamma=objective.min_snr_gamma).mean()
-            ok = guard.check(acc.gather(loss.detach()).mean().item(), step)
-            optimizer.zero_grad(set_to_none=True)
-            grad_norm = None
+            ok, grad_norm = run.update(loss, model, optimizer, ema)
             if ok:
-                acc.backward(loss)
-                if config.grad_clip > 0:
-                    grad_norm = acc.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
-                if ema is not None:
-                    ema.update(unwrapped, num_updates=step)
-                loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1
-            step += 1
+                mean_loss.add(loss.item())
+            run.step_done(lambda: {"loss": mean_loss.pop(), "lr": optimizer.param_groups[0]["lr"],
+                                   **({} if grad_norm is None else {"grad_norm": float(grad_norm)})})
 
-            if step % config.log_every == 0 or step == config.max_steps:
-                now = time.perf_counter()
-                rate = (step - n_last) / max(now - t_last, 1e-9)
-                mean_loss = loss_sum / loss_count if loss_count else float("nan")  # nan: every step was skipped
-                values = {"loss": mean_loss, "steps_per_s": rate, "lr": optimizer.param_groups[0]["lr"]}
-                if grad_norm is not None:
-                    values["grad_norm"] = float(grad_norm)
-                t_last, n_last, loss_sum, loss_count = now, step, 0.0, 0
-                jsonl.write(step, **values)
-                acc.log(values, step=step)
-                bar.set_postfix(loss=f"{values['loss']:.4f}", it_s=f"{rate:.2f}")
-            bar.update(1)
-            if config.sample_every and (step % config.sample_every == 0 or step == config.max_steps):
+            if config.sample_every and (run.step % config.sample_every == 0 or run.step == config.max_steps):
                 samples()
-            if step % config.checkpoint_every == 0 or step == config.max_steps:
-                checkpoint()
-        if (stop.requested or out_of_time) and step % config.checkpoint_every:
-            checkpoint()
-        if out_of_time and config.sample_every and step % config.sample_every:
+            run.checkpoint_if_due()
+        run.save_if_stopped()
+        if run.out_of_time and config.sample_every and run.step % config.sample_every:
             samples()  # the last grid of a time-limited run (not after a signal: that exit should be quick)
-    bar.close()
-    acc.end_training()
-    return TrainResult(run_dir, ema.model if ema is not None else unwrapped, step, acc.num_processes)
+    return run.finish(bundle.backbone)

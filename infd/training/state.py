@@ -1,9 +1,10 @@
 """Resumable training state: atomic ``torch.save`` files, loaded with ``weights_only=True``.
 
-A run directory holds ``checkpoints/state-<step>.pt`` (everything needed to continue exactly: model,
-optimisers, EMA, step, RNG states, data position) and ``checkpoints/model-<step>.safetensors`` (the
-inference weights with their config). ``latest_state(run_dir)`` finds the newest complete state;
-partial files never exist because every write goes to a temp file first and is then renamed.
+A run directory holds ``checkpoints/state-<step>.pt``: everything needed to continue exactly (model,
+optimisers, EMA, step, RNG states, data position), as one flat dict ``{part name: state_dict, "step",
+"samples_seen", "rng"}``. ``CheckpointIO`` (after EDM2's) owns the named parts of a run and saves and
+restores them together; ``latest_state(run_dir)`` finds the newest complete state; partial files never
+exist because every write goes to a temp file first and is then renamed.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict):
+    """Restore the RNG states saved by ``rng_state``."""
     random.setstate((3, tuple(state["python"]), state["python_pos"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
@@ -65,6 +67,7 @@ def list_states(run_dir: str | Path) -> list[Path]:
 
 
 def latest_state(run_dir: str | Path) -> Path | None:
+    """The newest complete state file of a run, or ``None``."""
     states = list_states(run_dir)
     return states[-1] if states else None
 
@@ -72,3 +75,37 @@ def latest_state(run_dir: str | Path) -> Path | None:
 def load_state(path: str | Path) -> dict:
     """Load a training state saved by ``save_state`` (tensors and plain containers only)."""
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class CheckpointIO:
+    """The named stateful parts of a run, saved to and restored from one ``state-<step>.pt``.
+
+    A loop registers each part once (``model=..., ema=...``: anything with ``state_dict`` and
+    ``load_state_dict``; ``None`` for a disabled part, stored as ``{}`` and skipped on restore). A state
+    also holds the run's position (``step``, ``samples_seen``: samples drawn from the data stream by all
+    ranks) and the RNG states at the moment of saving, so a restored run draws what the saved one would have.
+    """
+
+    def __init__(self, run_dir: str | Path, keep: int = 2, **parts):
+        self.run_dir = Path(run_dir)
+        self.keep = keep
+        self.parts = parts
+
+    def save(self, step: int, samples_seen: int) -> Path:
+        """Write every part, the position and the RNG states as ``state-<step>.pt``; keep the newest ``keep``."""
+        state = {name: part.state_dict() if part is not None else {} for name, part in self.parts.items()}
+        state.update(step=step, samples_seen=samples_seen, rng=rng_state())
+        return save_state(self.run_dir, step, state, keep=self.keep)
+
+    def load(self, path: str | Path) -> tuple[int, int]:
+        """Restore every registered part and the RNG states from ``path``; returns ``(step, samples_seen)``."""
+        state = load_state(path)
+        for name, part in self.parts.items():
+            if part is not None:
+                part.load_state_dict(state[name])
+        set_rng_state(state["rng"])
+        return state["step"], state["samples_seen"]
+
+    def latest(self) -> Path | None:
+        """The newest complete state of the run, or ``None`` (a fresh run)."""
+        return latest_state(self.run_dir)

@@ -1,0 +1,168 @@
+"""What every training loop shares around its step: resume, run directory, guarded updates, logging,
+checkpoints, stop signals and the time budget.
+
+A stage's loop builds its models and optimisers, registers them in a ``CheckpointIO`` and hands it to a
+``TrainingRun``; then::
+
+    with run:                                # SIGTERM/SIGINT end the loop after the current step
+        while run.running():                 # max_steps, a stop signal, max_minutes
+            ...                              # the stage's step, with run.update(loss, ...)
+            run.step_done(lambda: values)    # count; log every log_every steps (with steps_per_s)
+            run.checkpoint_if_due()          # every checkpoint_every steps and at max_steps
+        run.save_if_stopped()
+    return run.finish(model)
+
+The config of either stage has the keys used here: ``run_dir``, ``max_steps``, ``max_minutes``,
+``log_every``, ``checkpoint_every``, ``max_nonfinite_steps``, ``grad_clip``, ``ema_decay``, ``seed`` and
+``exact_resume``; its ``__post_init__`` calls ``check_loop_config``.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+from tqdm.auto import tqdm
+
+from ..checkpoint import save_model
+from .guard import NanGuard, StopFlag
+from .run_dir import JsonlLog, write_resolved_config
+from .state import CheckpointIO, TrainResult
+from .stream import resumed_batches
+
+log = logging.getLogger("infd.train")
+
+
+def check_loop_config(config):
+    """Raise ``ValueError`` for loop settings no run can use (a training config's ``__post_init__``)."""
+    if not 0.0 <= config.ema_decay < 1.0:
+        raise ValueError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
+    for name in ("max_steps", "log_every", "checkpoint_every"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if config.max_minutes is not None and config.max_minutes <= 0:
+        raise ValueError(f"max_minutes must be positive or null, got {config.max_minutes}")
+
+
+def _any_rank(acc, flag: bool) -> bool:
+    """Whether ``flag`` holds on any process (so all ranks stop at the same step)."""
+    if acc.num_processes == 1:
+        return flag
+    return bool(acc.gather(torch.tensor([flag], device=acc.device)).any())
+
+
+class TrainingRun:
+    """One run of a training loop: its position, run directory, logs and checkpoints.
+
+    Construction restores the parts registered in ``io`` from the run's latest state (when ``resume``),
+    writes the resolved config into the run directory and starts the ``name`` trackers. Every
+    checkpoint saves the state and exports ``export_model`` as safetensors at ``export_path``.
+    """
+
+    def __init__(self, config, acc, io: CheckpointIO, export_model: torch.nn.Module, export_path: str | Path, *,
+                 name: str, desc: str, resume: bool = True, progress: bool = True):
+        self.config, self.acc, self.io = config, acc, io
+        self.export_model, self.export_path = export_model, Path(export_path)
+        self.run_dir = Path(config.run_dir)
+        self.step, self.samples_seen = 0, 0  # samples_seen: drawn from the data stream by all ranks
+        state_path = io.latest() if resume else None
+        if state_path is not None:
+            self.step, self.samples_seen = io.load(state_path)
+            if acc.is_main_process:
+                log.info("resumed from %s (step %d)", state_path, self.step)
+        if acc.is_main_process:
+            write_resolved_config(self.run_dir, config)
+            acc.init_trackers(name)
+        self.jsonl = JsonlLog(self.run_dir, enabled=acc.is_main_process)
+        self.guard = NanGuard(config.max_nonfinite_steps)
+        self.desc, self.show_progress = desc, progress and acc.is_main_process
+        self.out_of_time = False  # set when max_minutes ended the loop
+
+    def batches(self, make_loader: Callable, data_config) -> Iterator[dict]:
+        """This rank's batches of ``make_loader(data_config)``, continued from the run's position."""
+        return resumed_batches(make_loader, data_config, seed=self.config.seed, exact_resume=self.config.exact_resume,
+                               step=self.step, samples_seen=self.samples_seen, rank=self.acc.process_index,
+                               world_size=self.acc.num_processes)
+
+    def __enter__(self) -> TrainingRun:
+        """Start the loop: catch stop signals, show progress, start the rate clock and the time budget."""
+        self._stop = StopFlag().__enter__()
+        self.bar = tqdm(total=self.config.max_steps, initial=self.step, disable=not self.show_progress,
+                        desc=self.desc, dynamic_ncols=True)
+        self._t_last, self._n_last = time.perf_counter(), self.step
+        minutes = self.config.max_minutes
+        self.deadline = None if minutes is None else time.monotonic() + 60 * minutes
+        return self
+
+    def __exit__(self, *exc):
+        return self._stop.__exit__(*exc)
+
+    def running(self) -> bool:
+        """Whether to take another step: below ``max_steps``, no stop signal, and time left on every rank."""
+        if self.step >= self.config.max_steps or self._stop.requested:
+            return False
+        if self.deadline is not None and _any_rank(self.acc, time.monotonic() > self.deadline):
+            log.info("max_minutes=%s reached at step %d: saving a checkpoint and stopping", self.config.max_minutes,
+                     self.step)
+            self.out_of_time = True
+            return False
+        return True
+
+    def update(self, loss: torch.Tensor, model, optimizer, ema=None) -> tuple[bool, torch.Tensor | None]:
+        """The guarded update of ``model`` from ``loss``: ``(ok, grad_norm)``.
+
+        A loss that is not finite on some rank skips the update (``ok`` False; ``max_nonfinite_steps`` in
+        a row raise). Otherwise backward, clip to ``grad_clip`` (when > 0; ``grad_norm`` is the norm before
+        clipping, else ``None``), step, and update the EMA copy (``num_updates`` = the step).
+        """
+        ok = self.guard.check(self.acc.gather(loss.detach()).mean().item(), self.step)
+        optimizer.zero_grad(set_to_none=True)
+        grad_norm = None
+        if ok:
+            self.acc.backward(loss)
+            if self.config.grad_clip > 0:
+                grad_norm = self.acc.clip_grad_norm_(model.parameters(), self.config.grad_clip)
+            optimizer.step()
+            if ema is not None:
+                ema.update(self.acc.unwrap_model(model), num_updates=self.step)
+        return ok, grad_norm
+
+    def step_done(self, values: Callable[[], dict]):
+        """Count a step; every ``log_every`` steps and at ``max_steps``, log ``values()`` and ``steps_per_s``
+        (steps since the last log line over their wall time) to log.jsonl, the trackers and the bar."""
+        self.step += 1
+        if self.step % self.config.log_every == 0 or self.step == self.config.max_steps:
+            now = time.perf_counter()
+            rate = (self.step - self._n_last) / max(now - self._t_last, 1e-9)
+            self._t_last, self._n_last = now, self.step
+            row = {**values(), "steps_per_s": rate}
+            self.jsonl.write(self.step, **row)
+            self.acc.log(row, step=self.step)
+            self.bar.set_postfix(loss=f"{row.get('loss', float('nan')):.4f}", it_s=f"{rate:.2f}")
+        self.bar.update(1)
+
+    def checkpoint(self):
+        """Save the state and export the model (main process); every rank waits for it."""
+        self.acc.wait_for_everyone()
+        if self.acc.is_main_process:
+            self.io.save(self.step, self.samples_seen)
+            save_model(self.export_model, self.export_path, extra={"step": str(self.step)})
+        self.acc.wait_for_everyone()
+
+    def checkpoint_if_due(self):
+        """A checkpoint every ``checkpoint_every`` steps and at ``max_steps``."""
+        if self.step % self.config.checkpoint_every == 0 or self.step == self.config.max_steps:
+            self.checkpoint()
+
+    def save_if_stopped(self):
+        """After the loop: a checkpoint when a signal or ``max_minutes`` ended it between checkpoints."""
+        if (self._stop.requested or self.out_of_time) and self.step % self.config.checkpoint_every:
+            self.checkpoint()
+
+    def finish(self, model: torch.nn.Module) -> TrainResult:
+        """Close the progress bar and the trackers; ``model`` is what the run returns."""
+        self.bar.close()
+        self.acc.end_training()
+        return TrainResult(self.run_dir, model, self.step, self.acc.num_processes)
