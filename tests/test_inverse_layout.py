@@ -10,7 +10,7 @@ from PIL import Image
 from infd.inverse.conditions import Conditions, MaskedPixels, Pixels, build_conditions
 from infd.inverse.draw import draw_layout
 from infd.inverse.layout import LayoutError, load_layout
-from infd.inverse.regions import Box
+from infd.renderers.coords import FractionalWindow
 
 from inverse_testing import PHOTO, ROOT
 
@@ -41,7 +41,7 @@ def test_valid_layout_loads_into_terms(images):
     assert [t.kind for t in layout.terms] == ["pixels", "masked_pixels", "clip_text"]
     assert [t.name for t in layout.terms] == ["low", "masked_pixels1", "clip_text2"]
     assert layout.terms[0].resolution == (16, 16) and layout.terms[2].resolution == (32, 64)
-    assert layout.terms[1].box == Box(0.5, 0.0, 1.0, 0.5) and layout.terms[1].weight == 2.0
+    assert layout.terms[1].box == FractionalWindow(0.5, 0.0, 1.0, 0.5) and layout.terms[1].weight == 2.0
     assert layout.needs_clip
     with pytest.raises(LayoutError, match="needs CLIP weights"):
         build_conditions(layout)
@@ -127,8 +127,8 @@ def test_example_layouts_are_valid():
 
 def test_draw_layout_outlines_each_box():
     image = np.zeros((100, 200, 3), np.uint8)
-    drawn = np.asarray(draw_layout(image, [Box(0.0, 0.0, 0.5, 0.5), Box(0.5, 0.5, 1.0, 1.0)], ["a", "b"],
-                                   line_px=2))
+    boxes = [FractionalWindow(0.0, 0.0, 0.5, 0.5), FractionalWindow(0.5, 0.5, 1.0, 1.0)]
+    drawn = np.asarray(draw_layout(image, boxes, ["a", "b"], line_px=2))
     assert drawn.shape == (100, 200, 3)
     assert drawn[30, 0].any() and drawn[30, 99].any()  # left and right edges of box a (x 0..99)
     assert drawn[75, 100].any() and drawn[99, 150].any()  # left and bottom edges of box b
