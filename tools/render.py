@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         request = make_request(
             size=args.size, out=args.out, seed=args.seed, num=args.num, region=args.region,
             also_sizes=args.also_sizes, tile=args.tile, batch=args.batch, bits=args.bits, device=args.device,
-            dtype=args.dtype, steps=args.steps, sampler=args.sampler, guidance=args.guidance,
+            dtype=args.dtype, steps=args.steps, sampler=args.sampler, cfg_scale=args.guidance,
             class_label=args.class_label, checkpoint=args.checkpoint)
     except (RequestError, SinkError) as err:
         return fail(err)

@@ -7,7 +7,7 @@ says so: its output is noise from an untrained model.
 ``sample_latents`` is the one seam for the diffusion prior. A model without a prior (an autoencoder
 alone) gets ``z ~ N(0, I)`` of its latent shape, one seeded generator per sample so a sample does not
 depend on its batch; a diffusion bundle (``infd.diffusion.bundle.LatentDiffusion``) runs its sampler
-(``SamplingOptions``) on that noise instead.
+(``infd.diffusion.sampling.SamplingSpec``, with the inverse solvers' hooks) on that noise instead.
 """
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from torch import nn
 
 from infd.checkpoint import CheckpointError, load_model
 from infd.diffusion.noise import PerSampleRNG
+from infd.diffusion.sampling import SamplingSpec
 
-from .request import RequestError, SamplingOptions
+from .request import RequestError
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_CHECKPOINT = PACKAGE_ROOT / "weights" / "default.safetensors"
@@ -67,23 +68,23 @@ def latent_shape(model: nn.Module) -> tuple[int, int, int]:
     return config.z_channels, config.latent_size, config.latent_size
 
 
-def sample_latents(model: nn.Module, seeds: list[int], options: SamplingOptions,
-                   on_step: Callable[[int], None] | None = None) -> torch.Tensor:
-    """Latents ``z (len(seeds), z_channels, h, w)`` on the CPU, one per seed.
+def sample_latents(model: nn.Module, seeds: list[int], spec: SamplingSpec, *, cond_fn: Callable | None = None,
+                   callback: Callable | None = None) -> torch.Tensor:
+    """Latents ``z (len(seeds), z_channels, h, w)``, one per seed, on the model's device.
 
     Without a diffusion prior: ``z ~ N(0, I)``, drawn per seed (``torch.Generator().manual_seed``), so
     a seed gives the same sample in any batch and on any rank. With a prior the model's own
-    ``sample_latents(noise, options, on_step, rng=rng)`` turns that noise into samples, drawing the
-    noise of stochastic steps from the same per-seed generators.
+    ``sample_latents(noise, spec, rng=rng, cond_fn=cond_fn, callback=callback)`` turns that noise into
+    samples, drawing the noise of stochastic steps from the same per-seed generators.
     """
     shape = latent_shape(model)
     rng = PerSampleRNG(seeds)  # x_T first, then (for a prior) the noise of stochastic sampler steps
     noise = rng.randn(shape)
     if not has_prior(model):
-        if on_step is not None:
-            on_step(1)
-        return noise
-    if options.class_label is not None and getattr(model, "num_classes", None) is not None \
-            and options.class_label >= model.num_classes:
-        raise RequestError(f"--class {options.class_label} is not a label of this model (0..{model.num_classes - 1})")
-    return model.sample_latents(noise, options, on_step, rng=rng)
+        if cond_fn is not None or callback is not None:
+            raise ValueError(f"{type(model).__name__} has no diffusion prior: cond_fn and callback need a sampler")
+        return noise.to(next(model.parameters()).device)
+    if spec.class_label is not None and getattr(model, "num_classes", None) is not None \
+            and spec.class_label >= model.num_classes:
+        raise RequestError(f"--class {spec.class_label} is not a label of this model (0..{model.num_classes - 1})")
+    return model.sample_latents(noise, spec, rng=rng, cond_fn=cond_fn, callback=callback)
