@@ -90,7 +90,7 @@ BAD = [
     (PIXELS, ["--size", "0"], "at least 1 pixel"),
     (PIXELS, ["--solver", "magic"], "--solver must be one of"),
     (PIXELS, ["--out", "x.bmp"], "unsupported output extension"),
-    (PIXELS, ["--guidance-scale", "nan"], "--guidance-scale must be"),
+    (PIXELS, ["--condition-scale", "nan"], "--condition-scale must be"),
     (PIXELS, ["--checkpoint", "missing.safetensors"], "checkpoint not found"),
 ]
 

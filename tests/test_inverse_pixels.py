@@ -6,14 +6,14 @@ import torch
 import torch.nn.functional as F
 
 from infd.diffusion.analytic import GaussianMixtureDenoiser
+from infd.diffusion.sampling import SamplingSpec
 from infd.inverse.conditions import Conditions, MaskedPixels, Pixels
-from infd.inverse.guided import GuidedOptions, solve_guided
+from infd.inverse.guided import solve_guided
 from infd.inverse.optimize import OptimizeOptions, residual_grid, solve_optimize
+from infd.metrics import psnr
 from infd.renderers.coords import FractionalWindow
 from infd.renderers.region import render_region
-from infd.metrics import psnr
 from infd.rendering.engine import render
-from infd.rendering.request import SamplingOptions
 from infd.rendering.sampling import sample_latents
 
 from inverse_testing import load_photo, make_bundle
@@ -26,7 +26,7 @@ def bundle():
 
 @pytest.fixture(scope="module")
 def start(bundle):
-    return sample_latents(bundle, [0], SamplingOptions(steps=4))  # (1, 3, 8, 8): the sample we start from
+    return sample_latents(bundle, [0], SamplingSpec(steps=4))  # (1, 3, 8, 8): the sample we start from
 
 
 def test_super_resolution_matches_the_photo_at_low_resolution(bundle, start):
@@ -89,8 +89,8 @@ def test_optimisation_leaves_the_model_unchanged(bundle, start):
 def test_pixel_guidance_during_sampling_moves_towards_the_photo(bundle):
     low = load_photo(16)
     conditions = Conditions([Pixels("photo", FractionalWindow.full(), low)])
-    plain = solve_guided(bundle, conditions, [0, 1], GuidedOptions(steps=8, scale=0.0))
-    guided = solve_guided(bundle, conditions, [0, 1], GuidedOptions(steps=8, scale=500.0))
+    plain = solve_guided(bundle, conditions, [0, 1], SamplingSpec(steps=8), condition_scale=0.0)
+    guided = solve_guided(bundle, conditions, [0, 1], SamplingSpec(steps=8), condition_scale=500.0)
     assert (guided.losses["photo"] < plain.losses["photo"] - 2e-3).all(), (plain.losses, guided.losses)
     with torch.no_grad():
         check = render_region(bundle.renderer, guided.phi, (16, 16))
@@ -112,7 +112,7 @@ def test_residual_field_upsampled_super_resolution_is_smooth_at_4x():
     bundle = make_bundle()
     low = F.interpolate(load_photo(32)[None], size=(8, 8), mode="area")[0]
     conditions = Conditions([Pixels("photo", FractionalWindow.full(), low)])
-    z0 = sample_latents(bundle, [0], SamplingOptions(steps=2))
+    z0 = sample_latents(bundle, [0], SamplingSpec(steps=2))
     result = solve_optimize(bundle, conditions, z0, OptimizeOptions(steps=60, optimize_field=True, lr=0.0))
     delta = result.phi - bundle.decode(z0)
     # the residual varies smoothly: neighbouring field cells differ much less than the residual itself

@@ -41,7 +41,7 @@ INVALID = [
     (["--size", "64", "--region", "1,2,3"], "four integers"),
     (["--sampler", "euler"], "choose from ddpm, ddim, dpmpp_2m"),
     (["--steps", "0"], "--steps must be at least 1"),
-    (["--guidance", "nan"], "--guidance must be"),
+    (["--cfg-scale", "nan"], "--cfg-scale must be"),
     (["--tile", "0"], "--tile must be at least 1"),
     (["--dtype", "int8"], "--dtype must be one of"),
     (["--checkpoint", "missing.safetensors"], "checkpoint not found"),

@@ -10,8 +10,7 @@ import argparse
 import signal
 import sys
 
-
-from infd.cli import OneLineParser  # noqa: E402 (after the path set-up)
+from infd.cli import OneLineParser, add_deprecated_alias, add_sampler_arguments
 
 EXAMPLES = """\
 examples:
@@ -40,7 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-steps", type=int, default=50, help="optimize: steps of the sample it starts from")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
     p.add_argument("--clip", help="directory of a transformers CLIPModel + tokenizer (for clip_text terms)")
-    p.add_argument("--guidance-scale", type=float, default=100.0, help="guided: scale s of the gradient (default 100)")
+    add_sampler_arguments(p)
+    p.add_argument("--condition-scale", type=float, default=100.0,
+                   help="guided: scale s of the conditions' gradient, -s grad L (default 100; not the cfg scale)")
+    add_deprecated_alias(p, "--guidance-scale", "--condition-scale", dest="condition_scale", type=float)
     p.add_argument("--lr", type=float, default=0.05, help="optimize: Adam learning rate on the latent (default 0.05)")
     p.add_argument("--prior", default="gaussian", help="optimize: gaussian, denoise or none (default gaussian)")
     p.add_argument("--prior-weight", type=float, default=1e-3, help="optimize: weight of the prior (default 1e-3)")
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     try:  # the layout, sizes and paths, before any model is loaded
         request = make_inverse_request(
             layout=args.layout, size=args.size, out=args.out, also_sizes=args.also_sizes, solver=args.solver,
-            steps=args.steps, sample_steps=args.sample_steps, seed=args.seed, guidance_scale=args.guidance_scale,
+            steps=args.steps, sample_steps=args.sample_steps, seed=args.seed, sampler=args.sampler,
+            cfg_scale=args.cfg_scale, class_label=args.class_label, condition_scale=args.condition_scale,
             lr=args.lr, prior=args.prior, prior_weight=args.prior_weight, optimize_field=args.optimize_field,
             field_lr=args.field_lr, device=args.device)
     except InverseError as err:
