@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     fail = parser.fail
 
+    from infd.cli import UsageError
     from infd.rendering.formats import SinkError
     from infd.rendering.request import RequestError, make_request
 
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             also_sizes=args.also_sizes, tile=args.tile, batch=args.batch, bits=args.bits, device=args.device,
             dtype=args.dtype, steps=args.steps, sampler=args.sampler, cfg_scale=args.cfg_scale,
             class_label=args.class_label, checkpoint=args.checkpoint)
-    except (RequestError, SinkError) as err:
+    except (UsageError, SinkError) as err:
         return fail(err)
 
     signal.signal(signal.SIGTERM, _stop)

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from infd.cli import UsageError, parse_device, parse_size, parse_sizes
 from infd.diffusion.sampling import SamplingError, SamplingSpec
 from infd.rendering.formats import SinkError, check_capacity, check_writable, format_for_path
-from infd.rendering.request import RequestError, parse_device, parse_size
 
 from .layout import Layout, LayoutError, load_layout
 
@@ -79,9 +79,9 @@ def make_inverse_request(*, layout: str, size: str, out: str, also_sizes: str | 
     try:
         parsed = load_layout(layout)
         hw = parse_size(size)
-        extra = tuple(parse_size(s, "--also-size") for s in also_sizes.split(",")) if also_sizes else ()
+        extra = tuple(parse_sizes(also_sizes, "--also-size")) if also_sizes else ()
         device = parse_device(device)
-    except (LayoutError, RequestError) as err:
+    except (LayoutError, UsageError) as err:
         raise InverseError(str(err)) from None
     if solver not in SOLVERS:
         raise InverseError(f"--solver must be one of {', '.join(SOLVERS)}, got '{solver}'")
