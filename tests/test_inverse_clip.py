@@ -7,7 +7,7 @@ pytest.importorskip("transformers")
 
 from infd.diffusion.sampling import SamplingSpec  # noqa: E402
 from infd.inverse.clip import ClipError, load_clip  # noqa: E402
-from infd.inverse.conditions import ClipText, Conditions  # noqa: E402
+from infd.inverse.conditions import ClipText, ConditionTerms  # noqa: E402
 from infd.inverse.guided import solve_guided  # noqa: E402
 from infd.renderers.coords import FractionalWindow  # noqa: E402
 from infd.renderers.region import render_region  # noqa: E402
@@ -71,8 +71,8 @@ def test_guided_sampling_follows_each_prompt_in_its_box(clip):
     # attention here (the backbone keeps its attention).
     bundle = make_bundle(ae={"mid_attention": False})
     apple, sky = FractionalWindow(0.0, 0.0, 0.5, 0.5), FractionalWindow(0.5, 0.5, 1.0, 1.0)
-    conditions = Conditions([ClipText("apple", apple, (32, 32), clip, "a red apple"),
-                             ClipText("sky", sky, (32, 32), clip, "a blue sky")])
+    conditions = ConditionTerms([ClipText("apple", apple, (32, 32), clip, "a red apple"),
+                                 ClipText("sky", sky, (32, 32), clip, "a blue sky")])
     seeds = [0, 1, 2]
     plain = solve_guided(bundle, conditions, seeds, SamplingSpec(steps=10), condition_scale=0.0)
     guided = solve_guided(bundle, conditions, seeds, SamplingSpec(steps=10), condition_scale=30.0)
@@ -94,7 +94,7 @@ def test_unguided_solve_is_the_plain_sample_of_the_seed(clip):
     from infd.rendering.sampling import sample_latents
 
     bundle = make_bundle()
-    conditions = Conditions([ClipText("apple", FractionalWindow.full(), (32, 32), clip, "a red apple")])
+    conditions = ConditionTerms([ClipText("apple", FractionalWindow.full(), (32, 32), clip, "a red apple")])
     plain = solve_guided(bundle, conditions, [4], SamplingSpec(steps=5), condition_scale=0.0)
     expected = sample_latents(bundle, [4], SamplingSpec("ddim", steps=5))
     torch.testing.assert_close(plain.z, expected, atol=1e-5, rtol=1e-5)

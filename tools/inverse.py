@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     from infd.checkpoint import CheckpointError, load_model
     from infd.config import ConfigError
     from infd.inverse.clip import ClipError, load_clip
-    from infd.inverse.conditions import build_conditions
+    from infd.inverse.conditions import build_condition_terms
     from infd.inverse.job import describe_losses, solve, write_outputs
     from infd.inverse.layout import LayoutError
     from infd.rendering.formats import SinkError
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         if not has_prior(model):
             raise CheckpointError(f"{checkpoint} holds a {type(model).__name__} without a diffusion prior: "
                                   "inverse problems need a latent diffusion bundle")
-        conditions = build_conditions(request.layout, clip, seed=request.seed)
+        conditions = build_condition_terms(request.layout, clip, seed=request.seed)
         result = solve(request, model, conditions, progress=True)
         for line in describe_losses(conditions, result.losses):
             print(line)

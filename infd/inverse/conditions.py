@@ -11,7 +11,7 @@ box is rendered (``Region.from_fractions``: its own pixel grid, cells ``box exte
 - ``MaskedPixels``: ``sum(m (render - y)^2) / sum(m)`` on the known pixels ``m = 1`` (inpainting and,
   with a box inside a larger output, outpainting).
 
-``Conditions`` holds the terms; ``losses(renderer, phi)`` gives each term's ``(B,)`` loss and
+``ConditionTerms`` holds the terms; ``losses(renderer, phi)`` gives each term's ``(B,)`` loss and
 ``total`` their weighted sum, ``sum_k w_k L_k``, which the solvers minimise.
 """
 from __future__ import annotations
@@ -108,8 +108,9 @@ class MaskedPixels(Pixels):
         return err.sum(dim=(1, 2, 3)) / (3 * known.sum())
 
 
-class Conditions:
-    """The terms of a layout; ``losses(renderer, phi)`` -> ``{name: (B,)}``, ``total`` -> ``(B,)``."""
+class ConditionTerms:
+    """The terms of a layout, the weighted loss the solvers minimise (not the backbone's conditioning,
+    ``infd.models.conditioning``): ``losses(renderer, phi)`` -> ``{name: (B,)}``, ``total`` -> ``(B,)``."""
 
     def __init__(self, terms: list[Term]):
         if not terms:
@@ -179,6 +180,6 @@ def build_term(spec: TermSpec, clip: ClipAdapter | None = None, seed: int = 0) -
         raise LayoutError(str(err)) from None
 
 
-def build_conditions(layout: Layout, clip: ClipAdapter | None = None, seed: int = 0) -> Conditions:
-    """The ``Conditions`` of a checked layout; image files are read here (``LayoutError`` if unreadable)."""
-    return Conditions([build_term(spec, clip, seed + i) for i, spec in enumerate(layout.terms)])
+def build_condition_terms(layout: Layout, clip: ClipAdapter | None = None, seed: int = 0) -> ConditionTerms:
+    """The ``ConditionTerms`` of a checked layout; image files are read here (``LayoutError`` if unreadable)."""
+    return ConditionTerms([build_term(spec, clip, seed + i) for i, spec in enumerate(layout.terms)])

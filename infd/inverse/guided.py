@@ -19,10 +19,10 @@ from tqdm.auto import tqdm
 from infd.diffusion.sampling import SamplingSpec
 from infd.rendering.sampling import sample_latents
 
-from .conditions import Conditions
+from .conditions import ConditionTerms
 from .result import InverseResult, format_losses
 
-def solve_guided(model, conditions: Conditions, seeds: list[int], spec: SamplingSpec, condition_scale: float,
+def solve_guided(model, conditions: ConditionTerms, seeds: list[int], spec: SamplingSpec, condition_scale: float,
                  progress: bool = False) -> InverseResult:
     """Sample ``len(seeds)`` latents from the diffusion bundle ``model`` under the conditions' guidance.
 
