@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import infd.rendering.sampling as sampling
+
 from inverse_testing import ROOT
 
 PIXELS_LAYOUT = ROOT / "configs" / "inverse" / "super_resolution.yaml"
@@ -65,3 +67,11 @@ def test_bad_sampling_options_are_one_error_line(inverse_tool, tmp_path, capsys,
     code = inverse_tool.main(["--layout", str(PIXELS_LAYOUT), "--out", str(tmp_path / "r.png"), *args])
     lines = [line for line in capsys.readouterr().err.strip().splitlines() if "deprecated" not in line]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("inverse.py: error:") and message in lines[0], lines
+
+
+def test_render_without_the_bundled_model_is_one_line(render_tool, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sampling, "BUNDLED_CHECKPOINT", tmp_path / "missing" / "default.safetensors")
+    assert render_tool.main(["--size", "16", "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "reinstall infd or pass --checkpoint" in err[0], err
+    assert not (tmp_path / "x.png").exists()

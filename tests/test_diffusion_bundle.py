@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from infd.checkpoint import load_model, save_model
+from infd.checkpoint import CheckpointError, load_model, save_model
 from infd.config import ConfigError, from_dict, load_config
 from infd.diffusion.bundle import LatentDiffusion, LatentDiffusionConfig
 from infd.diffusion.config import load_diffusion_config
@@ -44,8 +44,8 @@ def test_bad_scaling_is_a_config_error():
 def test_save_load_round_trip_and_render_model(tmp_path):
     bundle = make_bundle()
     path = save_model(bundle, tmp_path / "bundle.safetensors")
-    model, warning = load_render_model(path)
-    assert warning is None and isinstance(model, LatentDiffusion)
+    model = load_render_model(path)
+    assert isinstance(model, LatentDiffusion)
     for key, value in bundle.state_dict().items():
         assert torch.equal(model.state_dict()[key], value), key
     assert model.config.latent_shift == (0.5,) and model.num_classes == 4
@@ -87,8 +87,18 @@ def test_bundled_default_model_has_both_stages_within_40_mb():
     from infd.rendering.sampling import BUNDLED_CHECKPOINT
 
     assert BUNDLED_CHECKPOINT.stat().st_size <= 40 * 2**20
-    model, warning = load_render_model()
-    assert warning is None and isinstance(model, LatentDiffusion)
+    model = load_render_model()
+    assert isinstance(model, LatentDiffusion)
     z = sample_latents(model, [0], SamplingSpec(steps=2))
     assert z.shape == (1, model.config.z_channels, model.config.latent_size, model.config.latent_size)
     assert torch.isfinite(z).all()
+
+
+def test_a_missing_bundled_model_is_one_line_saying_what_to_do(tmp_path, monkeypatch):
+    import infd.rendering.sampling as sampling
+
+    monkeypatch.setattr(sampling, "BUNDLED_CHECKPOINT", tmp_path / "default.safetensors")
+    with pytest.raises(CheckpointError) as info:
+        load_render_model()
+    message = str(info.value)
+    assert "\n" not in message and "reinstall infd" in message and "--checkpoint" in message

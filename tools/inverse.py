@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     from tqdm import tqdm
 
-    from infd.checkpoint import CheckpointError, load_model
+    from infd.checkpoint import CheckpointError
     from infd.config import ConfigError
     from infd.inverse.clip import ClipError, load_clip
     from infd.inverse.conditions import build_condition_terms
@@ -86,22 +86,18 @@ def main(argv: list[str] | None = None) -> int:
     from infd.rendering.formats import SinkError
     from infd.rendering.job import resolve_device
     from infd.rendering.request import RequestError
-    from infd.rendering.sampling import BUNDLED_CHECKPOINT, has_prior
+    from infd.rendering.sampling import BUNDLED_CHECKPOINT, has_prior, load_render_model
 
     try:
         if request.layout.needs_clip and args.clip is None:
             raise ClipError("the layout has clip_text terms: pass --clip DIR, a transformers CLIPModel directory "
                             "(save_pretrained of e.g. openai/clip-vit-base-patch32 with its tokenizer)")
-        if args.checkpoint is None and not BUNDLED_CHECKPOINT.is_file():
-            raise CheckpointError(f"no --checkpoint given and no bundled model at {BUNDLED_CHECKPOINT}: "
-                                  "pass --checkpoint BUNDLE.safetensors (a latent diffusion bundle)")
         device = resolve_device(request.device)
         clip = load_clip(args.clip, device) if request.layout.needs_clip else None
-        checkpoint = args.checkpoint or BUNDLED_CHECKPOINT
-        model = load_model(checkpoint, device)
+        model = load_render_model(args.checkpoint).to(device)
         if not has_prior(model):
-            raise CheckpointError(f"{checkpoint} holds a {type(model).__name__} without a diffusion prior: "
-                                  "inverse problems need a latent diffusion bundle")
+            raise CheckpointError(f"{args.checkpoint or BUNDLED_CHECKPOINT} holds a {type(model).__name__} without "
+                                  "a diffusion prior: inverse problems need a latent diffusion bundle")
         conditions = build_condition_terms(request.layout, clip, seed=request.seed)
         result = solve(request, model, conditions, progress=True)
         for line in describe_losses(conditions, result.losses):

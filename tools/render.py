@@ -87,13 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     dist = DistContext()
     try:
         dist = init_distributed(device_type(request.device))
-        model, warning = load_render_model(request.checkpoint)
-        if dist.is_main:
-            if warning:
-                print(warning, file=sys.stderr)
-            if not has_prior(model):
-                print("note: this model has no diffusion prior: latents are drawn from N(0, I) "
-                      "(--steps, --sampler, --cfg-scale and --class are not used)", file=sys.stderr)
+        model = load_render_model(request.checkpoint)
+        if dist.is_main and not has_prior(model):
+            print("note: this model has no diffusion prior: latents are drawn from N(0, I) "
+                  "(--steps, --sampler, --cfg-scale and --class are not used)", file=sys.stderr)
 
         def make_bar(desc: str, total: int):
             return tqdm(total=total, desc=desc, unit="tile" if desc == "tiles" else "batch",

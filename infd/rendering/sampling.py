@@ -1,8 +1,7 @@
 """Where samples come from: the model to render with, and the latents ``z`` it decodes.
 
-``load_render_model(path)`` loads an infd checkpoint; without one it takes the bundled model, and
-until a bundled model exists it builds ``configs/ae/tiny.yaml`` with random weights (fixed seed) and
-says so: its output is noise from an untrained model.
+``load_render_model(path)`` loads an infd checkpoint; without one it takes the bundled model
+(``infd/weights/default.safetensors``, part of the package).
 
 ``sample_latents`` is the one seam for the diffusion prior. A model without a prior (an autoencoder
 alone) gets ``z ~ N(0, I)`` of its latent shape, one seeded generator per sample so a sample does not
@@ -23,36 +22,21 @@ from infd.diffusion.sampling import SamplingSpec
 
 from .request import RequestError
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-BUNDLED_CHECKPOINT = PACKAGE_ROOT / "weights" / "default.safetensors"
-TINY_CONFIG = PACKAGE_ROOT.parent / "configs" / "ae" / "tiny.yaml"
-UNTRAINED_WARNING = ("warning: no checkpoint given and no bundled model found; rendering with a tiny "
-                     "randomly initialised model (configs/ae/tiny.yaml, seed 0): the output is noise "
-                     "from an untrained model")
+BUNDLED_CHECKPOINT = Path(__file__).resolve().parents[1] / "weights" / "default.safetensors"
 
 
-def make_untrained_model(seed: int = 0) -> nn.Module:
-    """``configs/ae/tiny.yaml`` with random weights from ``seed`` (the global RNG is left untouched)."""
-    from infd.config import load_config
-    from infd.models.autoencoder import AutoencoderConfig, NeuralFieldAutoencoder
-
-    config = load_config(AutoencoderConfig, TINY_CONFIG)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return NeuralFieldAutoencoder(config).eval()
-
-
-def load_render_model(path: str | Path | None = None) -> tuple[nn.Module, str | None]:
-    """``(model, warning or None)``: the checkpoint at ``path``, the bundled model, or an untrained tiny one."""
+def load_render_model(path: str | Path | None = None) -> nn.Module:
+    """The model in the checkpoint at ``path`` (default: the bundled model), checked to decode and render."""
     if path is None and not BUNDLED_CHECKPOINT.is_file():
-        return make_untrained_model(), UNTRAINED_WARNING
+        raise CheckpointError(f"the bundled model {BUNDLED_CHECKPOINT} is missing: reinstall infd or pass "
+                              "--checkpoint FILE")
     path = BUNDLED_CHECKPOINT if path is None else path
     model = load_model(path)
     if not (callable(getattr(model, "decode", None)) and hasattr(model, "renderer")):
         raise CheckpointError(f"{path} holds a {type(model).__name__}, which does not decode latents to a "
                               "field and render it (give an autoencoder or a diffusion bundle)")
     latent_shape(model)
-    return model, None
+    return model
 
 
 def has_prior(model: nn.Module) -> bool:
