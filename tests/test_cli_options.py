@@ -75,3 +75,15 @@ def test_render_without_the_bundled_model_is_one_line(render_tool, tmp_path, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "reinstall infd or pass --checkpoint" in err[0], err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_an_inverse_request_holds_one_sampling_spec_per_solver(tmp_path):
+    from infd.diffusion.sampling import SamplingSpec
+    from infd.inverse.job import make_inverse_request
+
+    common = dict(layout=str(PIXELS_LAYOUT), size="32", out=str(tmp_path / "r.png"), sampler="ddpm", cfg_scale=2.0)
+    guided = make_inverse_request(**common, steps=7, condition_scale=5.0)
+    assert guided.sampling == SamplingSpec("ddpm", 7, cfg_scale=2.0) and guided.optimize_steps is None
+    assert guided.condition_scale == 5.0
+    optimize = make_inverse_request(**common, solver="optimize", steps=30, sample_steps=4)
+    assert optimize.sampling == SamplingSpec("ddpm", 4, cfg_scale=2.0) and optimize.optimize_steps == 30

@@ -40,7 +40,7 @@ class InverseRequest:
     also_sizes: tuple[tuple[int, int], ...] = ()
     solver: Literal["guided", "optimize"] = "guided"
     sampling: SamplingSpec = SamplingSpec()  # guided: the guided sampler run; optimize: the sample it starts from
-    optimize_steps: int = 200  # optimize: Adam steps
+    optimize_steps: int | None = None  # optimize: Adam steps (guided: None, its steps are sampling.steps)
     seed: int = 0
     condition_scale: float = 100.0  # guided: s, the scale of the conditions' gradient (not the cfg scale)
     lr: float = 0.05
@@ -96,12 +96,13 @@ def make_inverse_request(*, layout: str, size: str, out: str, also_sizes: str | 
             raise InverseError(f"{name} must be a number >= 0, got {value}")
     if seed < 0:
         raise InverseError(f"--seed must be >= 0, got {seed}")
+    guided = solver == "guided"
     try:
-        sampling = SamplingSpec(sampler, steps if solver == "guided" else sample_steps, cfg_scale, class_label)
+        sampling = SamplingSpec(sampler, steps if guided else sample_steps, cfg_scale, class_label)
     except SamplingError as err:
         raise InverseError(str(err)) from None
-    request = InverseRequest(parsed, hw, Path(out), extra, solver, sampling, steps, seed, condition_scale, lr,
-                             prior, prior_weight, optimize_field, field_lr, device)
+    request = InverseRequest(parsed, hw, Path(out), extra, solver, sampling, None if guided else steps, seed,
+                             condition_scale, lr, prior, prior_weight, optimize_field, field_lr, device)
     try:
         for path, s in [(request.out, hw), *((request.also_path(s), s) for s in extra),
                         (request.layout_path, preview_size(hw))]:
