@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from infd.checkpoint import CheckpointError, load_model, save_model
+from infd.checkpoint import CheckpointError, save_model
 from infd.config import ConfigError, from_dict, load_config
 from infd.diffusion.bundle import LatentDiffusion, LatentDiffusionConfig
 from infd.diffusion.config import load_diffusion_config
