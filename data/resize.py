@@ -27,7 +27,12 @@ from PIL import Image
 from infd.renderers.coords import Region
 
 KERNELS = ("lanczos", "bicubic")
-Box = tuple[float, float, float, float]  # (left, top, right, bottom) like PIL, in source pixels
+# Pillow's box, not one of infd's rectangles: (left, top, right, bottom) of the *source* image in its pixels,
+# fractional and free to reach outside it (read as ``fill``), passed as is to ``Image.resize(box=)`` and
+# ``Image.reduce(box=)``. infd's rectangles are ``coords.Region`` (whole pixels (top, left, height, width) of a
+# rendered image) and ``coords.FractionalWindow`` (y0, x0, y1, x1 in fractions of it); the conversions are
+# Region -> (left, top, right, bottom) and FractionalWindow of an H x W source -> (x0 W, y0 H, x1 W, y1 H).
+Box = tuple[float, float, float, float]
 Fill = tuple[int, int, int]
 
 

@@ -1,8 +1,20 @@
-"""Shared pieces of the command-line tools in tools/ (argument parsing only; no torch import)."""
+"""Shared pieces of the command-line tools in tools/ (argument parsing only; no torch import).
+
+``OneLineParser`` (errors as one line, exit code 2), the parsers of values several tools take
+(``parse_size``, ``parse_sizes``, ``parse_device``: ``UsageError`` with one line), the sampling options
+(``add_sampler_arguments``) and deprecated option names (``add_deprecated_alias``).
+"""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+
+from infd.diffusion.sampling import SAMPLER_NAMES
+
+
+class UsageError(ValueError):
+    """An invalid command-line value (one line, shown to the user as is)."""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -16,3 +28,54 @@ class OneLineParser(argparse.ArgumentParser):
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         return 2
+
+
+def parse_size(text: str, what: str = "--size") -> tuple[int, int]:
+    """``"2048"`` -> ``(2048, 2048)``; ``"3840x2160"`` (width x height) -> ``(2160, 3840)``."""
+    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", text)
+    if not match:
+        raise UsageError(f"{what} must be N or WIDTHxHEIGHT with positive integers, got '{text}'")
+    width = int(match.group(1))
+    height = int(match.group(2)) if match.group(2) else width
+    if width < 1 or height < 1:
+        raise UsageError(f"{what} must be at least 1 pixel a side, got '{text}'")
+    return height, width
+
+
+def parse_sizes(text: str, what: str) -> list[tuple[int, int]]:
+    """``"256,1024,640x480"`` (the value of option ``what``) -> sizes ``(H, W)``."""
+    return [parse_size(part, what) for part in text.split(",")]
+
+
+def parse_device(text: str) -> str:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``, checked (not resolved: that needs torch)."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
+        raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, got '{text}'")
+    return text
+
+
+def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--sampler``, ``--cfg-scale`` and ``--class``: the fields of a ``SamplingSpec`` besides its steps."""
+    parser.add_argument("--sampler", default="ddim", help=f"{', '.join(SAMPLER_NAMES)} (default ddim)")
+    parser.add_argument("--cfg-scale", type=float, default=1.0,
+                        help="classifier-free guidance scale w, out_u + w (out_c - out_u): 1 is the conditional "
+                             "model, 0 the unconditional one (default 1)")
+    parser.add_argument("--class", dest="class_label", type=int, help="class label (class-conditional models)")
+
+
+class _DeprecatedAlias(argparse.Action):
+    """An old option that sets its new option's value and says so in one line on stderr."""
+
+    def __init__(self, option_strings, dest, new_option: str, **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.new_option = new_option
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog}: note: {option_string} is deprecated, use {self.new_option}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_deprecated_alias(parser: argparse.ArgumentParser, old: str, new: str, dest: str, type=None) -> None:
+    """Accept ``old`` (hidden from ``--help``) as ``new``, which stores into ``dest``, with a deprecation note."""
+    parser.add_argument(old, dest=dest, type=type, action=_DeprecatedAlias, new_option=new,
+                        default=argparse.SUPPRESS, help=argparse.SUPPRESS)

@@ -1,9 +1,11 @@
-"""The coordinate convention: pixel centres, (y, x) order, cells, regions and tiles."""
+"""The coordinate convention: pixel centres, (y, x) order, cells, regions, fractional windows and tiles."""
+import math
+
 import pytest
 import torch
 
-from infd.renderers.coords import (Region, is_regular_grid, iter_tiles, make_axes, make_cell, make_coord,
-                              make_query, pixel_centres)
+from infd.renderers.coords import (FractionalWindow, Region, check_resolution, is_regular_grid, iter_tiles,
+                                   make_axes, make_cell, make_coord, make_query, pixel_centres)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 37, 8192])
@@ -89,3 +91,83 @@ def test_irregular_grid_is_detected():
     assert is_regular_grid(coord)
     coord[0, 2, 3, 1] += 0.01
     assert not is_regular_grid(coord)
+
+
+def old_box_query(box, resolution, radius, dtype):
+    """``infd.inverse.regions`` before its boxes became regions: the margin that fits, then box_query."""
+    def margins(lo, hi, n):
+        size = (hi - lo) / n
+        return (min(radius, math.floor(lo / size + 1e-6)), min(radius, math.floor((1 - hi) / size + 1e-6)))
+
+    def axis(lo, hi, n, before, after):
+        i = torch.arange(-before, n + after, dtype=torch.float64)
+        return ((2 * lo - 1) + (hi - lo) * ((2 * i + 1) / n)).to(dtype)
+
+    (h, w), (top, bottom), (left, right) = resolution, margins(box.y0, box.y1, resolution[0]), \
+        margins(box.x0, box.x1, resolution[1])
+    ys, xs = axis(box.y0, box.y1, h, top, bottom), axis(box.x0, box.x1, w, left, right)
+    coord = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1)
+    cell = torch.tensor([2 * (box.y1 - box.y0) / h, 2 * (box.x1 - box.x0) / w], dtype=torch.float64).to(dtype)
+    return coord[None], cell[None]
+
+
+WINDOWS = [((0.0, 0.0, 1.0, 1.0), (7, 5)), ((0.25, 0.5, 0.75, 1.0), (20, 20)), ((0.1, 0.3, 0.7, 0.4), (6, 5)),
+           ((1 / 3, 0.05, 0.9, 0.77), (13, 17)), ((0.0, 0.123, 0.2, 0.3), (8, 8)), ((0.62, 0.0, 1.0, 0.31), (9, 11))]
+
+
+@pytest.mark.parametrize("box, resolution", WINDOWS)
+@pytest.mark.parametrize("radius", [0, 2, 5])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fractional_window_is_bitwise_the_old_box_query(box, resolution, radius, dtype):
+    window = FractionalWindow(*box)
+    size, region = Region.from_fractions(window, resolution)
+    assert (region.height, region.width) == resolution
+    padded = region.pad(radius, size)  # what render_region queries
+    assert padded.grid == region.grid
+    coord, cell = make_query(size, padded, dtype=dtype)
+    expected_coord, expected_cell = old_box_query(window, resolution, radius, dtype)
+    assert torch.equal(coord, expected_coord) and torch.equal(cell, expected_cell)
+
+
+@pytest.mark.parametrize("size", [(7, 5), (64, 64), (33, 100)])
+def test_whole_window_is_exactly_the_image_grid(size):
+    got_size, region = Region.from_fractions(FractionalWindow.full(), size)
+    assert got_size == size and (region.top, region.left) == (0, 0)
+    coord, cell = make_query(size, region, batch=2)
+    expected_coord, expected_cell = make_query(size, batch=2)
+    assert torch.equal(coord, expected_coord) and torch.equal(cell, expected_cell)
+
+
+def test_pixel_aligned_window_matches_the_region_of_the_image():
+    window = FractionalWindow(8 / 32, 12 / 48, 24 / 32, 36 / 48)  # rows 8..24, cols 12..36 of a 32 x 48 image
+    size, region = Region.from_fractions(window, (16, 24))
+    assert size == (32, 48) and (region.top, region.left) == (8, 12)
+    coord, cell = make_query(size, region)
+    expected, expected_cell = make_query((32, 48), Region(8, 12, 16, 24))
+    torch.testing.assert_close(coord, expected, atol=1e-7, rtol=0)
+    torch.testing.assert_close(cell, expected_cell)
+
+
+def test_window_pixels_tile_the_window_evenly():
+    size, region = Region.from_fractions(FractionalWindow(0.1, 0.3, 0.7, 0.4), (6, 5))
+    ys, xs = make_axes(size, region, dtype=torch.float64)
+    cell = make_cell(size, region, dtype=torch.float64)
+    # centres are half a cell inside the window edges (y0..y1 in [0, 1] is 2 y0 - 1 .. 2 y1 - 1)
+    torch.testing.assert_close(ys[0] - cell[0] / 2, torch.tensor(2 * 0.1 - 1, dtype=torch.float64))
+    torch.testing.assert_close(ys[-1] + cell[0] / 2, torch.tensor(2 * 0.7 - 1, dtype=torch.float64))
+    torch.testing.assert_close(xs[-1] + cell[1] / 2, torch.tensor(2 * 0.4 - 1, dtype=torch.float64))
+    torch.testing.assert_close(ys.diff(), cell[0].expand(5))
+
+
+@pytest.mark.parametrize("values, message", [
+    ((0.0, 0.0, 1.2, 1.0), "outside"), ((-0.1, 0.0, 0.5, 0.5), "outside"), ((0.5, 0.0, 0.5, 1.0), "empty"),
+    ((0.6, 0.0, 0.2, 1.0), "empty"), ((0.0, float("nan"), 1.0, 1.0), "finite")])
+def test_bad_windows_are_value_errors(values, message):
+    with pytest.raises(ValueError, match=message):
+        FractionalWindow(*values)
+
+
+@pytest.mark.parametrize("resolution", [0, (0, 4), (4, -1), (4.0, 4), True])
+def test_bad_resolutions_are_value_errors(resolution):
+    with pytest.raises(ValueError, match="resolution"):
+        check_resolution(resolution)

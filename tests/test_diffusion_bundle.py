@@ -2,13 +2,13 @@
 import pytest
 import torch
 
-from infd.checkpoint import load_model, save_model
+from infd.checkpoint import CheckpointError, save_model
 from infd.config import ConfigError, from_dict, load_config
 from infd.diffusion.bundle import LatentDiffusion, LatentDiffusionConfig
 from infd.diffusion.config import load_diffusion_config
+from infd.diffusion.sampling import SamplingSpec
 from infd.models.autoencoder import AutoencoderConfig
 from infd.rendering.engine import render_latent
-from infd.rendering.request import SamplingOptions
 from infd.rendering.sampling import load_render_model, sample_latents
 
 
@@ -44,8 +44,8 @@ def test_bad_scaling_is_a_config_error():
 def test_save_load_round_trip_and_render_model(tmp_path):
     bundle = make_bundle()
     path = save_model(bundle, tmp_path / "bundle.safetensors")
-    model, warning = load_render_model(path)
-    assert warning is None and isinstance(model, LatentDiffusion)
+    model = load_render_model(path)
+    assert isinstance(model, LatentDiffusion)
     for key, value in bundle.state_dict().items():
         assert torch.equal(model.state_dict()[key], value), key
     assert model.config.latent_shift == (0.5,) and model.num_classes == 4
@@ -54,7 +54,7 @@ def test_save_load_round_trip_and_render_model(tmp_path):
 @pytest.mark.parametrize("sampler", ["ddim", "ddpm", "dpmpp_2m"])
 def test_sampled_latents_do_not_depend_on_the_batch(sampler):
     bundle = make_bundle()
-    options = SamplingOptions(steps=4, sampler=sampler, class_label=1, guidance=2.0)
+    options = SamplingSpec(sampler, steps=4, cfg_scale=2.0, class_label=1)
     both = sample_latents(bundle, [3, 4], options)
     alone = sample_latents(bundle, [4], options)
     assert both.shape == (2, 3, 8, 8)
@@ -65,17 +65,17 @@ def test_sampled_latents_do_not_depend_on_the_batch(sampler):
 def test_prior_changes_latents_and_guidance_matters():
     bundle = make_bundle()
     noise_only = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(5))
-    plain = sample_latents(bundle, [5], SamplingOptions(steps=4, class_label=0))
+    plain = sample_latents(bundle, [5], SamplingSpec(steps=4, class_label=0))
     assert not torch.allclose(plain, noise_only)
-    guided = sample_latents(bundle, [5], SamplingOptions(steps=4, class_label=0, guidance=4.0))
+    guided = sample_latents(bundle, [5], SamplingSpec(steps=4, cfg_scale=4.0, class_label=0))
     assert not torch.allclose(plain, guided)
     with pytest.raises(Exception, match="not a label"):
-        sample_latents(bundle, [5], SamplingOptions(steps=4, class_label=9))
+        sample_latents(bundle, [5], SamplingSpec(steps=4, class_label=9))
 
 
 def test_bundle_renders_like_an_autoencoder():
     bundle = make_bundle()
-    z = sample_latents(bundle, [0], SamplingOptions(steps=2))
+    z = sample_latents(bundle, [0], SamplingSpec(steps=2))
     with torch.no_grad():
         rgb = render_latent(bundle, z, (40, 24))
         expected = render_latent(bundle.autoencoder, z, (40, 24))
@@ -87,8 +87,18 @@ def test_bundled_default_model_has_both_stages_within_40_mb():
     from infd.rendering.sampling import BUNDLED_CHECKPOINT
 
     assert BUNDLED_CHECKPOINT.stat().st_size <= 40 * 2**20
-    model, warning = load_render_model()
-    assert warning is None and isinstance(model, LatentDiffusion)
-    z = sample_latents(model, [0], SamplingOptions(steps=2))
+    model = load_render_model()
+    assert isinstance(model, LatentDiffusion)
+    z = sample_latents(model, [0], SamplingSpec(steps=2))
     assert z.shape == (1, model.config.z_channels, model.config.latent_size, model.config.latent_size)
     assert torch.isfinite(z).all()
+
+
+def test_a_missing_bundled_model_is_one_line_saying_what_to_do(tmp_path, monkeypatch):
+    import infd.rendering.sampling as sampling
+
+    monkeypatch.setattr(sampling, "BUNDLED_CHECKPOINT", tmp_path / "default.safetensors")
+    with pytest.raises(CheckpointError) as info:
+        load_render_model()
+    message = str(info.value)
+    assert "\n" not in message and "reinstall infd" in message and "--checkpoint" in message

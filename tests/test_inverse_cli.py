@@ -9,9 +9,9 @@ import pytest
 import yaml
 from PIL import Image
 
+import infd.rendering.sampling as sampling
 from infd.checkpoint import save_model
 from infd.inverse.conditions import load_image
-from infd.rendering.sampling import BUNDLED_CHECKPOINT, make_untrained_model
 
 from inverse_testing import PHOTO, ROOT, make_bundle, save_tiny_clip
 
@@ -90,7 +90,7 @@ BAD = [
     (PIXELS, ["--size", "0"], "at least 1 pixel"),
     (PIXELS, ["--solver", "magic"], "--solver must be one of"),
     (PIXELS, ["--out", "x.bmp"], "unsupported output extension"),
-    (PIXELS, ["--guidance-scale", "nan"], "--guidance-scale must be"),
+    (PIXELS, ["--condition-scale", "nan"], "--condition-scale must be"),
     (PIXELS, ["--checkpoint", "missing.safetensors"], "checkpoint not found"),
 ]
 
@@ -105,16 +105,15 @@ def test_bad_requests_are_one_line_and_exit_code_2(tmp_path, tool, capsys, check
     assert not (tmp_path / "r.png").exists() and not (tmp_path / "r_layout.png").exists()
 
 
-def test_checkpoints_without_a_prior_or_none_at_all(tmp_path, tool, capsys):
+def test_checkpoints_without_a_prior_or_none_at_all(tmp_path, tool, capsys, monkeypatch):
     layout = write_layout(tmp_path, PIXELS)
-    ae = save_model(make_untrained_model(), tmp_path / "ae.safetensors")
+    ae = save_model(make_bundle().autoencoder, tmp_path / "ae.safetensors")
     assert tool.main(["--layout", str(layout), "--checkpoint", str(ae), "--out", str(tmp_path / "r.png")]) == 2
     assert "without a diffusion prior" in capsys.readouterr().err
-    if BUNDLED_CHECKPOINT.is_file():
-        return
+    monkeypatch.setattr(sampling, "BUNDLED_CHECKPOINT", tmp_path / "missing" / "default.safetensors")
     assert tool.main(["--layout", str(layout), "--out", str(tmp_path / "r.png")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no bundled model" in err[0] and "--checkpoint" in err[0]
+    assert len(err) == 1 and "bundled model" in err[0] and "reinstall infd" in err[0] and "--checkpoint" in err[0]
 
 
 def test_a_bad_layout_through_a_subprocess(tmp_path):

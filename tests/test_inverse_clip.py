@@ -5,10 +5,12 @@ import torch.nn.functional as F
 
 pytest.importorskip("transformers")
 
+from infd.diffusion.sampling import SamplingSpec  # noqa: E402
 from infd.inverse.clip import ClipError, load_clip  # noqa: E402
-from infd.inverse.conditions import ClipText, Conditions  # noqa: E402
-from infd.inverse.guided import GuidedOptions, solve_guided  # noqa: E402
-from infd.inverse.regions import Box, render_box  # noqa: E402
+from infd.inverse.conditions import ClipText, ConditionTerms  # noqa: E402
+from infd.inverse.guided import solve_guided  # noqa: E402
+from infd.renderers.coords import FractionalWindow  # noqa: E402
+from infd.renderers.region import render_region  # noqa: E402
 
 from inverse_testing import make_bundle, save_tiny_clip  # noqa: E402
 
@@ -68,20 +70,20 @@ def test_guided_sampling_follows_each_prompt_in_its_box(clip):
     # would spread any change everywhere; locality is what this test checks, so the decoder has no mid
     # attention here (the backbone keeps its attention).
     bundle = make_bundle(ae={"mid_attention": False})
-    apple, sky = Box(0.0, 0.0, 0.5, 0.5), Box(0.5, 0.5, 1.0, 1.0)
-    conditions = Conditions([ClipText("apple", apple, (32, 32), clip, "a red apple"),
-                             ClipText("sky", sky, (32, 32), clip, "a blue sky")])
+    apple, sky = FractionalWindow(0.0, 0.0, 0.5, 0.5), FractionalWindow(0.5, 0.5, 1.0, 1.0)
+    conditions = ConditionTerms([ClipText("apple", apple, (32, 32), clip, "a red apple"),
+                                 ClipText("sky", sky, (32, 32), clip, "a blue sky")])
     seeds = [0, 1, 2]
-    plain = solve_guided(bundle, conditions, seeds, GuidedOptions(steps=10, scale=0.0))
-    guided = solve_guided(bundle, conditions, seeds, GuidedOptions(steps=10, scale=30.0))
+    plain = solve_guided(bundle, conditions, seeds, SamplingSpec(steps=10), condition_scale=0.0)
+    guided = solve_guided(bundle, conditions, seeds, SamplingSpec(steps=10), condition_scale=30.0)
     with torch.no_grad():
         for term in conditions:
             before = term.similarity(term.render(bundle.renderer, plain.phi))
             after = term.similarity(term.render(bundle.renderer, guided.phi))
             assert (after > before + 1e-3).all(), (term.name, before, after)
             torch.testing.assert_close(guided.losses[term.name], 1 - after)
-        change = (render_box(bundle.renderer, guided.phi, Box.full(), (64, 64))
-                  - render_box(bundle.renderer, plain.phi, Box.full(), (64, 64))).abs().mean(dim=1)  # (B, 64, 64)
+        change = (render_region(bundle.renderer, guided.phi, (64, 64))
+                  - render_region(bundle.renderer, plain.phi, (64, 64))).abs().mean(dim=1)  # (B, 64, 64)
     boxes = torch.zeros(64, 64, dtype=torch.bool)
     boxes[:32, :32] = boxes[32:, 32:] = True
     inside, outside = change[:, boxes].mean(dim=1), change[:, ~boxes].mean(dim=1)
@@ -89,11 +91,10 @@ def test_guided_sampling_follows_each_prompt_in_its_box(clip):
 
 
 def test_unguided_solve_is_the_plain_sample_of_the_seed(clip):
-    from infd.rendering.request import SamplingOptions
     from infd.rendering.sampling import sample_latents
 
     bundle = make_bundle()
-    conditions = Conditions([ClipText("apple", Box.full(), (32, 32), clip, "a red apple")])
-    plain = solve_guided(bundle, conditions, [4], GuidedOptions(steps=5, scale=0.0))
-    expected = sample_latents(bundle, [4], SamplingOptions(steps=5, sampler="ddim"))
+    conditions = ConditionTerms([ClipText("apple", FractionalWindow.full(), (32, 32), clip, "a red apple")])
+    plain = solve_guided(bundle, conditions, [4], SamplingSpec(steps=5), condition_scale=0.0)
+    expected = sample_latents(bundle, [4], SamplingSpec("ddim", steps=5))
     torch.testing.assert_close(plain.z, expected, atol=1e-5, rtol=1e-5)

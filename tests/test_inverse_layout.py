@@ -7,10 +7,10 @@ import torch
 import yaml
 from PIL import Image
 
-from infd.inverse.conditions import Conditions, MaskedPixels, Pixels, build_conditions
+from infd.inverse.conditions import ConditionTerms, MaskedPixels, Pixels, build_condition_terms
 from infd.inverse.draw import draw_layout
 from infd.inverse.layout import LayoutError, load_layout
-from infd.inverse.regions import Box
+from infd.renderers.coords import FractionalWindow
 
 from inverse_testing import PHOTO, ROOT
 
@@ -41,17 +41,17 @@ def test_valid_layout_loads_into_terms(images):
     assert [t.kind for t in layout.terms] == ["pixels", "masked_pixels", "clip_text"]
     assert [t.name for t in layout.terms] == ["low", "masked_pixels1", "clip_text2"]
     assert layout.terms[0].resolution == (16, 16) and layout.terms[2].resolution == (32, 64)
-    assert layout.terms[1].box == Box(0.5, 0.0, 1.0, 0.5) and layout.terms[1].weight == 2.0
+    assert layout.terms[1].box == FractionalWindow(0.5, 0.0, 1.0, 0.5) and layout.terms[1].weight == 2.0
     assert layout.needs_clip
     with pytest.raises(LayoutError, match="needs CLIP weights"):
-        build_conditions(layout)
+        build_condition_terms(layout)
 
 
 def test_image_terms_load_resized_images_and_masks(images):
     path = write(images, {"terms": [
         {"kind": "pixels", "box": [0, 0, 1, 1], "image": "photo.png", "resolution": 16},
         {"kind": "masked_pixels", "box": [0, 0, 1, 1], "image": "photo.png", "known_mask": "mask.png"}]})
-    low, masked = build_conditions(load_layout(path))
+    low, masked = build_condition_terms(load_layout(path))
     assert isinstance(low, Pixels) and low.resolution == (16, 16) and low.target.shape == (3, 16, 16)
     assert isinstance(masked, MaskedPixels) and masked.resolution == (64, 64)
     photo = torch.from_numpy(np.asarray(Image.open(PHOTO).convert("RGB"), dtype=np.float32)).permute(2, 0, 1)
@@ -63,9 +63,9 @@ def test_image_terms_load_resized_images_and_masks(images):
     render[:, :, 16:48, 16:48] = 1.0
     assert masked.loss(render).item() == 0 and low.loss(low.target[None] + 0.1).item() == pytest.approx(0.01)
     with pytest.raises(ValueError, match="unique"):
-        Conditions([low, low])
+        ConditionTerms([low, low])
     with pytest.raises(ValueError, match="at least one term"):
-        Conditions([])
+        ConditionTerms([])
 
 
 BAD = [
@@ -113,7 +113,7 @@ def test_unreadable_files_are_one_line_errors(images):
     (images / "fake.png").write_text("not an image")
     path = write(images, {"terms": [{"kind": "pixels", "box": [0, 0, 1, 1], "image": "fake.png"}]})
     with pytest.raises(LayoutError, match="cannot read image"):
-        build_conditions(load_layout(path))
+        build_condition_terms(load_layout(path))
 
 
 def test_example_layouts_are_valid():
@@ -122,13 +122,13 @@ def test_example_layouts_are_valid():
     for name in names:
         layout = load_layout(ROOT / "configs" / "inverse" / name)
         if not layout.needs_clip:
-            assert len(build_conditions(layout)) == len(layout.terms)
+            assert len(build_condition_terms(layout)) == len(layout.terms)
 
 
 def test_draw_layout_outlines_each_box():
     image = np.zeros((100, 200, 3), np.uint8)
-    drawn = np.asarray(draw_layout(image, [Box(0.0, 0.0, 0.5, 0.5), Box(0.5, 0.5, 1.0, 1.0)], ["a", "b"],
-                                   line_px=2))
+    boxes = [FractionalWindow(0.0, 0.0, 0.5, 0.5), FractionalWindow(0.5, 0.5, 1.0, 1.0)]
+    drawn = np.asarray(draw_layout(image, boxes, ["a", "b"], line_px=2))
     assert drawn.shape == (100, 200, 3)
     assert drawn[30, 0].any() and drawn[30, 99].any()  # left and right edges of box a (x 0..99)
     assert drawn[75, 100].any() and drawn[99, 150].any()  # left and bottom edges of box b

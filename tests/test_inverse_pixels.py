@@ -6,13 +6,14 @@ import torch
 import torch.nn.functional as F
 
 from infd.diffusion.analytic import GaussianMixtureDenoiser
-from infd.inverse.conditions import Conditions, MaskedPixels, Pixels
-from infd.inverse.guided import GuidedOptions, solve_guided
+from infd.diffusion.sampling import SamplingSpec
+from infd.inverse.conditions import ConditionTerms, MaskedPixels, Pixels
+from infd.inverse.guided import solve_guided
 from infd.inverse.optimize import OptimizeOptions, residual_grid, solve_optimize
-from infd.inverse.regions import Box, render_box
 from infd.metrics import psnr
+from infd.renderers.coords import FractionalWindow
+from infd.renderers.region import render_region
 from infd.rendering.engine import render
-from infd.rendering.request import SamplingOptions
 from infd.rendering.sampling import sample_latents
 
 from inverse_testing import load_photo, make_bundle
@@ -25,12 +26,12 @@ def bundle():
 
 @pytest.fixture(scope="module")
 def start(bundle):
-    return sample_latents(bundle, [0], SamplingOptions(steps=4))  # (1, 3, 8, 8): the sample we start from
+    return sample_latents(bundle, [0], SamplingSpec(steps=4))  # (1, 3, 8, 8): the sample we start from
 
 
 def test_super_resolution_matches_the_photo_at_low_resolution(bundle, start):
     low = load_photo(16)  # (3, 16, 16): the low-resolution input
-    conditions = Conditions([Pixels("photo", Box.full(), low)])
+    conditions = ConditionTerms([Pixels("photo", FractionalWindow.full(), low)])
     result = solve_optimize(bundle, conditions, start, OptimizeOptions(steps=100, optimize_field=True, field_lr=0.05))
     # rendered back at the input's resolution, through the tiled rendering engine: the input
     back = render(bundle.renderer, result.phi, (16, 16), tile=8)
@@ -50,7 +51,7 @@ def test_inpainting_keeps_the_known_pixels(bundle, start):
     photo = load_photo(32)
     known = torch.ones(1, 32, 32)
     known[:, 8:24, 10:26] = 0  # the hole to fill in
-    conditions = Conditions([MaskedPixels("photo", Box.full(), photo, known)])
+    conditions = ConditionTerms([MaskedPixels("photo", FractionalWindow.full(), photo, known)])
     result = solve_optimize(bundle, conditions, start, OptimizeOptions(steps=100, optimize_field=True, field_lr=0.05))
     out = render(bundle.renderer, result.phi, (32, 32))[0]
     keep = known.bool().expand(3, -1, -1)
@@ -65,7 +66,7 @@ def test_priors_pull_the_latent_where_they_should(bundle):
     moves latents towards the nearest mode, the ``gaussian`` prior towards zero."""
     exact = make_bundle()
     exact.backbone = GaussianMixtureDenoiser(exact.schedule, [-2.0, 2.0], [0.1, 0.1])
-    nothing = Conditions([Pixels("none", Box.full(), torch.zeros(3, 4, 4), weight=0.0)])
+    nothing = ConditionTerms([Pixels("none", FractionalWindow.full(), torch.zeros(3, 4, 4), weight=0.0)])
     x = torch.full((2, 3, 8, 8), 1.5)
     x[1] = -1.0
     z = exact.to_latent_space(x)
@@ -79,7 +80,7 @@ def test_priors_pull_the_latent_where_they_should(bundle):
 
 def test_optimisation_leaves_the_model_unchanged(bundle, start):
     before = {k: v.clone() for k, v in bundle.state_dict().items()}
-    conditions = Conditions([Pixels("photo", Box(0.0, 0.0, 0.5, 0.5), load_photo(8))])
+    conditions = ConditionTerms([Pixels("photo", FractionalWindow(0.0, 0.0, 0.5, 0.5), load_photo(8))])
     solve_optimize(bundle, conditions, start, OptimizeOptions(steps=2, optimize_field=True, prior="denoise"))
     assert all(torch.equal(before[k], v) for k, v in bundle.state_dict().items())
     assert all(p.grad is None for p in bundle.parameters())
@@ -87,30 +88,31 @@ def test_optimisation_leaves_the_model_unchanged(bundle, start):
 
 def test_pixel_guidance_during_sampling_moves_towards_the_photo(bundle):
     low = load_photo(16)
-    conditions = Conditions([Pixels("photo", Box.full(), low)])
-    plain = solve_guided(bundle, conditions, [0, 1], GuidedOptions(steps=8, scale=0.0))
-    guided = solve_guided(bundle, conditions, [0, 1], GuidedOptions(steps=8, scale=500.0))
+    conditions = ConditionTerms([Pixels("photo", FractionalWindow.full(), low)])
+    plain = solve_guided(bundle, conditions, [0, 1], SamplingSpec(steps=8), condition_scale=0.0)
+    guided = solve_guided(bundle, conditions, [0, 1], SamplingSpec(steps=8), condition_scale=500.0)
     assert (guided.losses["photo"] < plain.losses["photo"] - 2e-3).all(), (plain.losses, guided.losses)
     with torch.no_grad():
-        check = render_box(bundle.renderer, guided.phi, Box.full(), (16, 16))
+        check = render_region(bundle.renderer, guided.phi, (16, 16))
     torch.testing.assert_close(guided.losses["photo"], (check - low).pow(2).mean(dim=(1, 2, 3)))
 
 
 def test_residual_field_is_no_denser_than_the_conditions():
     """A residual finer than the constrained pixels would fit them with unseen cells (dots when zoomed)."""
-    whole = Conditions([Pixels("low", Box.full(), torch.zeros(3, 16, 24))])
+    whole = ConditionTerms([Pixels("low", FractionalWindow.full(), torch.zeros(3, 16, 24))])
     assert residual_grid(whole, (64, 64)) == (16, 24)
-    quarter = Conditions([Pixels("a", Box(0.0, 0.0, 0.5, 0.25), torch.zeros(3, 16, 16)),
-                          Pixels("b", Box.full(), torch.zeros(3, 8, 8))])
+    quarter = ConditionTerms([Pixels("a", FractionalWindow(0.0, 0.0, 0.5, 0.25), torch.zeros(3, 16, 16)),
+                              Pixels("b", FractionalWindow.full(), torch.zeros(3, 8, 8))])
     assert residual_grid(quarter, (64, 48)) == (32, 48)  # 16 rows per half height, 16 columns per quarter width
-    assert residual_grid(Conditions([Pixels("big", Box.full(), torch.zeros(3, 256, 256))]), (64, 64)) == (64, 64)
+    big = ConditionTerms([Pixels("big", FractionalWindow.full(), torch.zeros(3, 256, 256))])
+    assert residual_grid(big, (64, 64)) == (64, 64)
 
 
 def test_residual_field_upsampled_super_resolution_is_smooth_at_4x():
     bundle = make_bundle()
     low = F.interpolate(load_photo(32)[None], size=(8, 8), mode="area")[0]
-    conditions = Conditions([Pixels("photo", Box.full(), low)])
-    z0 = sample_latents(bundle, [0], SamplingOptions(steps=2))
+    conditions = ConditionTerms([Pixels("photo", FractionalWindow.full(), low)])
+    z0 = sample_latents(bundle, [0], SamplingSpec(steps=2))
     result = solve_optimize(bundle, conditions, z0, OptimizeOptions(steps=60, optimize_field=True, lr=0.0))
     delta = result.phi - bundle.decode(z0)
     # the residual varies smoothly: neighbouring field cells differ much less than the residual itself

@@ -22,15 +22,11 @@ import time
 import torch
 from tqdm import tqdm
 
+from infd.cli import OneLineParser
 from infd.data.patches import PatchConfig
 from infd.data.photos import INSTALL_HINT, find_debian_photos
 from infd.data.pipeline import DataConfig, ShardDataset
 from infd.data.shards import write_shards
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit code 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def measure(config: DataConfig, num_patches: int, warmup: int, quiet: bool) -> tuple[float, float]:
@@ -48,7 +44,7 @@ def measure(config: DataConfig, num_patches: int, warmup: int, quiet: bool) -> t
 
 
 def main(argv=None) -> int:
-    parser = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--urls", default=None, help="shards to read (default: Debian 2560x1600 photos)")
     parser.add_argument("--patches", type=int, default=120, help="patches timed per run (default 120)")
     parser.add_argument("--warmup", type=int, default=5, help="patches before timing (default 5)")

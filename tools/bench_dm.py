@@ -15,15 +15,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from infd.cli import OneLineParser
+
 
 # The step counts each sampler is usually run with: DDPM's full chain, the paper's DDIM, and
 # DPM-Solver++(2M), which is within 0.5% of the exact std from 25 steps (README, Diffusion).
 NOMINAL_STEPS = {"ddpm": 1000, "ddim": 200, "dpmpp_2m": 25}
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit code 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def load_diffusion(path: str):
@@ -43,7 +40,7 @@ def load_diffusion(path: str):
 
 
 def main(argv=None) -> int:
-    p = _Parser(prog="bench_dm.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog="bench_dm.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="configs/train/dm_cpu_unet.yaml", help="train config or configs/dm/*.yaml")
     p.add_argument("--autoencoder-config", default="configs/ae/vq_f4_paper.yaml", help="the encoder (random weights)")
     p.add_argument("--batch-size", type=int, default=2, help="latents per training step (default 2)")

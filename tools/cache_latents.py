@@ -14,15 +14,12 @@ import argparse
 import sys
 from pathlib import Path
 
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit code 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
+from infd.cli import OneLineParser
 
 
 def parse_args(argv=None):
-    p = _Parser(prog="cache_latents.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog="cache_latents.py", description=__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="autoencoder .safetensors (or a diffusion bundle)")
     p.add_argument("--data", required=True, help="image shards, e.g. 'shards/photos-{000000..000002}.tar'")
     p.add_argument("--out", required=True, help="latent shard pattern, e.g. 'latents/photos-%%06d.tar'")

@@ -10,8 +10,7 @@ import argparse
 import signal
 import sys
 
-
-from infd.cli import OneLineParser  # noqa: E402 (after the path set-up)
+from infd.cli import OneLineParser, add_deprecated_alias, add_sampler_arguments
 
 EXAMPLES = """\
 examples:
@@ -40,7 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-steps", type=int, default=50, help="optimize: steps of the sample it starts from")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
     p.add_argument("--clip", help="directory of a transformers CLIPModel + tokenizer (for clip_text terms)")
-    p.add_argument("--guidance-scale", type=float, default=100.0, help="guided: scale s of the gradient (default 100)")
+    add_sampler_arguments(p)
+    p.add_argument("--condition-scale", type=float, default=100.0,
+                   help="guided: scale s of the conditions' gradient, -s grad L (default 100; not the cfg scale)")
+    add_deprecated_alias(p, "--guidance-scale", "--condition-scale", dest="condition_scale", type=float)
     p.add_argument("--lr", type=float, default=0.05, help="optimize: Adam learning rate on the latent (default 0.05)")
     p.add_argument("--prior", default="gaussian", help="optimize: gaussian, denoise or none (default gaussian)")
     p.add_argument("--prior-weight", type=float, default=1e-3, help="optimize: weight of the prior (default 1e-3)")
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     try:  # the layout, sizes and paths, before any model is loaded
         request = make_inverse_request(
             layout=args.layout, size=args.size, out=args.out, also_sizes=args.also_sizes, solver=args.solver,
-            steps=args.steps, sample_steps=args.sample_steps, seed=args.seed, guidance_scale=args.guidance_scale,
+            steps=args.steps, sample_steps=args.sample_steps, seed=args.seed, sampler=args.sampler,
+            cfg_scale=args.cfg_scale, class_label=args.class_label, condition_scale=args.condition_scale,
             lr=args.lr, prior=args.prior, prior_weight=args.prior_weight, optimize_field=args.optimize_field,
             field_lr=args.field_lr, device=args.device)
     except InverseError as err:
@@ -74,32 +77,28 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     from tqdm import tqdm
 
-    from infd.checkpoint import CheckpointError, load_model
+    from infd.checkpoint import CheckpointError
     from infd.config import ConfigError
     from infd.inverse.clip import ClipError, load_clip
-    from infd.inverse.conditions import build_conditions
+    from infd.inverse.conditions import build_condition_terms
     from infd.inverse.job import describe_losses, solve, write_outputs
     from infd.inverse.layout import LayoutError
     from infd.rendering.formats import SinkError
     from infd.rendering.job import resolve_device
     from infd.rendering.request import RequestError
-    from infd.rendering.sampling import BUNDLED_CHECKPOINT, has_prior
+    from infd.rendering.sampling import BUNDLED_CHECKPOINT, has_prior, load_render_model
 
     try:
         if request.layout.needs_clip and args.clip is None:
             raise ClipError("the layout has clip_text terms: pass --clip DIR, a transformers CLIPModel directory "
                             "(save_pretrained of e.g. openai/clip-vit-base-patch32 with its tokenizer)")
-        if args.checkpoint is None and not BUNDLED_CHECKPOINT.is_file():
-            raise CheckpointError(f"no --checkpoint given and no bundled model at {BUNDLED_CHECKPOINT}: "
-                                  "pass --checkpoint BUNDLE.safetensors (a latent diffusion bundle)")
         device = resolve_device(request.device)
         clip = load_clip(args.clip, device) if request.layout.needs_clip else None
-        checkpoint = args.checkpoint or BUNDLED_CHECKPOINT
-        model = load_model(checkpoint, device)
+        model = load_render_model(args.checkpoint).to(device)
         if not has_prior(model):
-            raise CheckpointError(f"{checkpoint} holds a {type(model).__name__} without a diffusion prior: "
-                                  "inverse problems need a latent diffusion bundle")
-        conditions = build_conditions(request.layout, clip, seed=request.seed)
+            raise CheckpointError(f"{args.checkpoint or BUNDLED_CHECKPOINT} holds a {type(model).__name__} without "
+                                  "a diffusion prior: inverse problems need a latent diffusion bundle")
+        conditions = build_condition_terms(request.layout, clip, seed=request.seed)
         result = solve(request, model, conditions, progress=True)
         for line in describe_losses(conditions, result.losses):
             print(line)

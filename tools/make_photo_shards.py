@@ -14,17 +14,13 @@ import sys
 
 from tqdm import tqdm
 
+from infd.cli import OneLineParser
 from infd.data.photos import INSTALL_HINT, find_debian_photos
 from infd.data.shards import ShardError, check_pattern, write_shards
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit code 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def main(argv=None) -> int:
-    parser = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out_pattern", help="shard names with one integer field, e.g. out/photos-%%06d.tar")
     parser.add_argument("--size", default=None, help="only the Plasma photos at this size, e.g. 2560x1600")
     parser.add_argument("--max-count", type=int, default=8, help="images per shard (default 8)")

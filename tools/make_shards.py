@@ -11,13 +11,9 @@ import sys
 
 from tqdm import tqdm
 
+from infd.cli import OneLineParser
 from infd.data.decode import DecodeConfig
 from infd.data.shards import ShardError, check_pattern, list_images, write_shards
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit code 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def parse_size(text: str) -> int:
@@ -34,7 +30,7 @@ def parse_size(text: str) -> int:
 
 
 def main(argv=None) -> int:
-    parser = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("src_dir", help="folder searched recursively for jpg/jpeg/png/webp/bmp/tif/tiff")
     parser.add_argument("out_pattern", help="shard names with one integer field, e.g. out/photos-%%06d.tar")
     parser.add_argument("--max-count", type=int, default=10000, help="images per shard (default 10000)")

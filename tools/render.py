@@ -10,8 +10,7 @@ import argparse
 import signal
 import sys
 
-
-from infd.cli import OneLineParser  # noqa: E402 (after the path set-up)
+from infd.cli import OneLineParser, add_deprecated_alias, add_sampler_arguments
 
 EXAMPLES = """\
 examples:
@@ -39,10 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="number of samples (seeds --seed, --seed + 1, ...); under torchrun/accelerate "
                         "write --num-samples (their own parsers take --num for --numa-binding/--num_processes)")
     p.add_argument("--seed", default="0", help="seed, range A-B or list 1,5,9 (default 0)")
-    p.add_argument("--steps", type=int, default=50, help="sampling steps (diffusion models)")
-    p.add_argument("--sampler", default="ddim", help="ddpm, ddim or dpmpp_2m (diffusion models)")
-    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale")
-    p.add_argument("--class", dest="class_label", type=int, help="class label (class-conditional models)")
+    p.add_argument("--steps", type=int, default=50, help="sampling steps (diffusion models; default 50)")
+    add_sampler_arguments(p)
+    add_deprecated_alias(p, "--guidance", "--cfg-scale", dest="cfg_scale", type=float)
     p.add_argument("--tile", type=int, help="tile side in pixels (default: from free memory)")
     p.add_argument("--batch", type=int, default=4, help="samples rendered together (default 4; TIFF: 1)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -64,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     fail = parser.fail
 
+    from infd.cli import UsageError
     from infd.rendering.formats import SinkError
     from infd.rendering.request import RequestError, make_request
 
@@ -71,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         request = make_request(
             size=args.size, out=args.out, seed=args.seed, num=args.num, region=args.region,
             also_sizes=args.also_sizes, tile=args.tile, batch=args.batch, bits=args.bits, device=args.device,
-            dtype=args.dtype, steps=args.steps, sampler=args.sampler, guidance=args.guidance,
+            dtype=args.dtype, steps=args.steps, sampler=args.sampler, cfg_scale=args.cfg_scale,
             class_label=args.class_label, checkpoint=args.checkpoint)
-    except (RequestError, SinkError) as err:
+    except (UsageError, SinkError) as err:
         return fail(err)
 
     signal.signal(signal.SIGTERM, _stop)
@@ -88,13 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     dist = DistContext()
     try:
         dist = init_distributed(device_type(request.device))
-        model, warning = load_render_model(request.checkpoint)
-        if dist.is_main:
-            if warning:
-                print(warning, file=sys.stderr)
-            if not has_prior(model):
-                print("note: this model has no diffusion prior: latents are drawn from N(0, I) "
-                      "(--steps, --sampler, --guidance and --class are not used)", file=sys.stderr)
+        model = load_render_model(request.checkpoint)
+        if dist.is_main and not has_prior(model):
+            print("note: this model has no diffusion prior: latents are drawn from N(0, I) "
+                  "(--steps, --sampler, --cfg-scale and --class are not used)", file=sys.stderr)
 
         def make_bar(desc: str, total: int):
             return tqdm(total=total, desc=desc, unit="tile" if desc == "tiles" else "batch",

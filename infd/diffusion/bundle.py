@@ -3,14 +3,14 @@ one model (kind ``latent_diffusion``) saved in one safetensors file.
 
 It keeps the autoencoder's rendering interface (``decode(z) -> phi``, ``renderer``,
 ``config.z_channels`` / ``config.latent_size``), so everything that renders an autoencoder renders a
-bundle, and adds the prior: ``sample_latents(noise, options)`` turns ``x_T`` into autoencoder latents.
+bundle, and adds the prior: ``sample_latents(noise, spec)`` turns ``x_T`` into autoencoder latents.
 
 The backbone works in normalised units, ``x = (z - shift) / scale`` (LDM's ``scale_factor``, per channel
 or one value for all channels); ``to_model_space`` / ``to_latent_space`` convert.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -22,6 +22,7 @@ from ..registry import register_model
 from .config import DiffusionConfig, build_backbone, build_schedule
 from .noise import RNG
 from .samplers import sample
+from .sampling import SamplingSpec
 
 
 @dataclass
@@ -103,21 +104,20 @@ class LatentDiffusion(nn.Module):
         return torch.full((batch,), class_label, dtype=torch.long, device=device)
 
     @torch.no_grad()
-    def sample_latents(self, noise: torch.Tensor, options, on_step: Callable[[int], None] | None = None,
-                       rng: RNG = None, **sampler_kwargs) -> torch.Tensor:
-        """Autoencoder latents ``(B, C, h, w)`` on the CPU from ``x_T = noise`` (B, C, h, w).
+    def sample_latents(self, noise: torch.Tensor, spec: SamplingSpec, *, rng: RNG = None,
+                       cond_fn: Callable | None = None, callback: Callable | None = None) -> torch.Tensor:
+        """Autoencoder latents ``(B, C, h, w)`` from ``x_T = noise`` (B, C, h, w), on the backbone's device.
 
-        ``options`` is a ``SamplingOptions`` (sampler, steps, guidance, class_label); the sampler's other
-        settings (eta, spacing, clipping) come from the bundle's config. ``rng`` draws the noise of
-        stochastic steps (a ``PerSampleRNG`` makes every sample independent of its batch).
+        ``spec`` names the sampler, its steps, the classifier-free scale and the class label; the sampler's
+        other settings (eta unless the spec sets it, spacing, clipping) come from the bundle's config.
+        ``rng`` draws the noise of stochastic steps (a ``PerSampleRNG`` makes every sample independent of
+        its batch). ``cond_fn`` (a guidance gradient) and ``callback`` (after each step) are the samplers'
+        hooks (``infd.diffusion.samplers``).
         """
         device = next(self.backbone.parameters()).device
         x_T = noise.to(device)
-        cond = self.label_cond(options.class_label, x_T.shape[0], device)
-        config = replace(self.config.diffusion.sampler, name=options.sampler, steps=options.steps,
-                         guidance_scale=options.guidance)
-        callback = None if on_step is None else (lambda *_: on_step(1))
-        x0 = sample(self.backbone.eval(), x_T, self.schedule, config, cond=cond, null_cond=self.backbone.null_cond,
-                    prediction=self.config.diffusion.objective.prediction, rng=rng, callback=callback,
-                    **sampler_kwargs)
-        return self.to_latent_space(x0).float().cpu()
+        cond = self.label_cond(spec.class_label, x_T.shape[0], device)
+        x0 = sample(self.backbone.eval(), x_T, self.schedule, spec.apply_to(self.config.diffusion.sampler),
+                    cond=cond, null_cond=self.backbone.null_cond, prediction=self.config.diffusion.objective.prediction,
+                    rng=rng, cond_fn=cond_fn, callback=callback)
+        return self.to_latent_space(x0).float()

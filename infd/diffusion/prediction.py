@@ -38,8 +38,3 @@ def to_x0_eps(output: torch.Tensor, x_t: torch.Tensor, alpha, sigma,
     if check_prediction(prediction) == "eps":
         return (x_t - sigma * output) / alpha, output
     return alpha * x_t - sigma * output, sigma * x_t + alpha * output
-
-
-def eps_from_x0(x0: torch.Tensor, x_t: torch.Tensor, alpha, sigma) -> torch.Tensor:
-    """``eps = (x_t - alpha x0) / sigma`` (needs ``sigma > 0``)."""
-    return (x_t - alpha * x0) / sigma

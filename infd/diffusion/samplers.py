@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from .guidance import ClassifierFreeGuidance
 from .noise import RNG, randn_like
 from .prediction import Prediction, check_prediction, to_x0_eps
+from .sampling import SAMPLER_NAMES
 from .schedules import NoiseSchedule, Spacing
 
 
@@ -167,17 +168,19 @@ def sample_dpmpp_2m(model, x_T: torch.Tensor, schedule: NoiseSchedule, steps: in
     return x
 
 
-SAMPLERS: dict[str, Callable] = {"ddpm": sample_ddpm, "ddim": sample_ddim, "dpmpp_2m": sample_dpmpp_2m}
+SAMPLERS: dict[str, Callable] = {name: globals()[f"sample_{name}"] for name in SAMPLER_NAMES}
 
 
 @dataclass
 class SamplerConfig:
-    """Which sampler and how: the paper samples with DDIM, 200 steps, eta 1, no clipping."""
+    """A model's own sampler settings (the ``sampler:`` section of its YAML config, kept in its checkpoint):
+    the paper samples with DDIM, 200 steps, eta 1, no clipping. A ``SamplingSpec`` overrides the sampler,
+    steps, ``guidance_scale`` (its ``cfg_scale``: classifier-free guidance) and eta (``spec.apply_to``)."""
 
-    name: Literal["ddpm", "ddim", "dpmpp_2m"] = "ddim"
+    name: Literal[SAMPLER_NAMES] = "ddim"
     steps: int = 200
     eta: float = 1.0
-    guidance_scale: float = 1.0
+    guidance_scale: float = 1.0  # classifier-free guidance scale
     clip_x0: float | None = None
     spacing: Spacing | None = None  # None: the sampler's default (uniform; log_snr for dpmpp_2m)
 

@@ -1,6 +1,7 @@
 """Conditions at any scale: each term renders its box of the output at its own resolution and scores it.
 
-A term has a ``box`` of the virtual output, the ``resolution (h, w)`` at which that box is rendered, a
+A term has a ``box`` of the virtual output (a ``FractionalWindow``), the ``resolution (h, w)`` at which that
+box is rendered (``Region.from_fractions``: its own pixel grid, cells ``box extent / resolution``), a
 ``weight`` and a loss ``(B, 3, h, w) -> (B,)``:
 
 - ``ClipText``: ``1 - cos(E_img(render), E_txt(prompt))``, CLIP's cosine distance to the prompt
@@ -10,7 +11,7 @@ A term has a ``box`` of the virtual output, the ``resolution (h, w)`` at which t
 - ``MaskedPixels``: ``sum(m (render - y)^2) / sum(m)`` on the known pixels ``m = 1`` (inpainting and,
   with a box inside a larger output, outpainting).
 
-``Conditions`` holds the terms; ``losses(renderer, phi)`` gives each term's ``(B,)`` loss and
+``ConditionTerms`` holds the terms; ``losses(renderer, phi)`` gives each term's ``(B,)`` loss and
 ``total`` their weighted sum, ``sum_k w_k L_k``, which the solvers minimise.
 """
 from __future__ import annotations
@@ -22,9 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from infd.renderers.coords import FractionalWindow, Region, check_resolution
+from infd.renderers.region import render_region
+
 from .clip import ClipAdapter
 from .layout import Layout, LayoutError, TermSpec
-from .regions import Box, check_resolution, render_box
 
 
 class Term:
@@ -32,13 +35,18 @@ class Term:
 
     kind = "term"
 
-    def __init__(self, name: str, box: Box, resolution: tuple[int, int], weight: float = 1.0):
+    def __init__(self, name: str, box: FractionalWindow, resolution: tuple[int, int], weight: float = 1.0):
         self.name, self.box, self.weight = name, box, float(weight)
         self.resolution = check_resolution(resolution)
 
     def render(self, renderer: nn.Module, phi: torch.Tensor) -> torch.Tensor:
-        """The term's view of the output, ``(B, 3, h, w)`` (differentiable in ``phi``)."""
-        return render_box(renderer, phi, self.box, self.resolution)
+        """The term's view of the output, ``(B, 3, h, w)`` from ``phi (B, C, h_phi, w_phi)``.
+
+        The box is a region of the virtual image its own grid spans, so it is rendered with the
+        renderer's margin (as much of it as the image holds) and cropped: its pixels are those of a
+        render of the whole image at the same pixel size. Differentiable in ``phi``.
+        """
+        return render_region(renderer, phi, *Region.from_fractions(self.box, self.resolution))
 
     def loss(self, rgb: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -49,8 +57,8 @@ class ClipText(Term):
 
     kind = "clip_text"
 
-    def __init__(self, name: str, box: Box, resolution: tuple[int, int], clip: ClipAdapter, prompt: str,
-                 weight: float = 1.0, cutouts: int = 0, seed: int = 0):
+    def __init__(self, name: str, box: FractionalWindow, resolution: tuple[int, int], clip: ClipAdapter,
+                 prompt: str, weight: float = 1.0, cutouts: int = 0, seed: int = 0):
         super().__init__(name, box, resolution, weight)
         self.clip, self.prompt, self.cutouts = clip, prompt, int(cutouts)
         self.text = clip.encode_text([prompt])[0]  # (D,), unit norm
@@ -70,7 +78,7 @@ class Pixels(Term):
 
     kind = "pixels"
 
-    def __init__(self, name: str, box: Box, target: torch.Tensor, weight: float = 1.0):
+    def __init__(self, name: str, box: FractionalWindow, target: torch.Tensor, weight: float = 1.0):
         if target.ndim != 3 or target.shape[0] != 3:
             raise ValueError(f"{name}: target must be (3, h, w), got {tuple(target.shape)}")
         super().__init__(name, box, tuple(target.shape[-2:]), weight)
@@ -85,7 +93,8 @@ class MaskedPixels(Pixels):
 
     kind = "masked_pixels"
 
-    def __init__(self, name: str, box: Box, target: torch.Tensor, known: torch.Tensor, weight: float = 1.0):
+    def __init__(self, name: str, box: FractionalWindow, target: torch.Tensor, known: torch.Tensor,
+                 weight: float = 1.0):
         super().__init__(name, box, target, weight)
         if known.shape != (1, *target.shape[-2:]):
             raise ValueError(f"{name}: mask {tuple(known.shape)} does not match the image {tuple(target.shape)}")
@@ -99,8 +108,9 @@ class MaskedPixels(Pixels):
         return err.sum(dim=(1, 2, 3)) / (3 * known.sum())
 
 
-class Conditions:
-    """The terms of a layout; ``losses(renderer, phi)`` -> ``{name: (B,)}``, ``total`` -> ``(B,)``."""
+class ConditionTerms:
+    """The terms of a layout, the weighted loss the solvers minimise (not the backbone's conditioning,
+    ``infd.models.conditioning``): ``losses(renderer, phi)`` -> ``{name: (B,)}``, ``total`` -> ``(B,)``."""
 
     def __init__(self, terms: list[Term]):
         if not terms:
@@ -170,6 +180,6 @@ def build_term(spec: TermSpec, clip: ClipAdapter | None = None, seed: int = 0) -
         raise LayoutError(str(err)) from None
 
 
-def build_conditions(layout: Layout, clip: ClipAdapter | None = None, seed: int = 0) -> Conditions:
-    """The ``Conditions`` of a checked layout; image files are read here (``LayoutError`` if unreadable)."""
-    return Conditions([build_term(spec, clip, seed + i) for i, spec in enumerate(layout.terms)])
+def build_condition_terms(layout: Layout, clip: ClipAdapter | None = None, seed: int = 0) -> ConditionTerms:
+    """The ``ConditionTerms`` of a checked layout; image files are read here (``LayoutError`` if unreadable)."""
+    return ConditionTerms([build_term(spec, clip, seed + i) for i, spec in enumerate(layout.terms)])

@@ -5,15 +5,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .regions import Box
+from infd.renderers.coords import FractionalWindow
 
 COLOURS = ((255, 64, 64), (64, 160, 255), (64, 220, 96), (255, 200, 0), (220, 96, 255), (0, 220, 220))
 
 
-def draw_layout(image: np.ndarray, boxes: Sequence[Box], labels: Sequence[str], line_px: int | None = None):
+def draw_layout(image: np.ndarray, boxes: Sequence[FractionalWindow], labels: Sequence[str],
+                line_px: int | None = None):
     """``image (H, W, 3) uint8`` with ``boxes`` outlined and labelled; returns a new ``PIL.Image``.
 
-    Box edges are rounded to pixels of the image (``Box.pixels``); the line width defaults to about
+    Box edges are rounded to pixels of the image (``FractionalWindow.pixels``); the line width defaults to about
     1/200 of the image's shorter side (at least 1 pixel).
     """
     from PIL import Image, ImageDraw, ImageFont

@@ -1,7 +1,8 @@
 """Run a layout end to end (used by ``tools/inverse.py``): check, solve, render at any size, draw the layout.
 
 ``make_inverse_request(...)`` checks everything that can be checked before a model is loaded (layout
-file, sizes, output paths, solver settings) and raises ``InverseError`` with one line otherwise.
+file, sizes, output paths, the ``SamplingSpec`` and solver settings) and raises ``InverseError`` with one
+line otherwise.
 ``run_inverse(request, model, clip)`` solves with the chosen solver and writes
 
 - the result at ``request.size`` (streamed through the rendering engine into a ``FileSink``: PNG,
@@ -16,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from infd.cli import UsageError, parse_device, parse_size, parse_sizes
+from infd.diffusion.sampling import SamplingError, SamplingSpec
 from infd.rendering.formats import SinkError, check_capacity, check_writable, format_for_path
-from infd.rendering.request import RequestError, parse_device, parse_size
 
 from .layout import Layout, LayoutError, load_layout
 
@@ -37,10 +39,10 @@ class InverseRequest:
     out: Path
     also_sizes: tuple[tuple[int, int], ...] = ()
     solver: Literal["guided", "optimize"] = "guided"
-    steps: int = 50  # sampler steps (guided) or Adam steps (optimize)
-    sample_steps: int = 50  # optimize: steps of the unguided sample it starts from
+    sampling: SamplingSpec = SamplingSpec()  # guided: the guided sampler run; optimize: the sample it starts from
+    optimize_steps: int | None = None  # optimize: Adam steps (guided: None, its steps are sampling.steps)
     seed: int = 0
-    guidance_scale: float = 100.0
+    condition_scale: float = 100.0  # guided: s, the scale of the conditions' gradient (not the cfg scale)
     lr: float = 0.05
     prior: str = "gaussian"
     prior_weight: float = 1e-3
@@ -65,16 +67,21 @@ def preview_size(size: tuple[int, int], limit: int = PREVIEW_PX) -> tuple[int, i
 
 def make_inverse_request(*, layout: str, size: str, out: str, also_sizes: str | None = None,
                          solver: str = "guided", steps: int | None = None, sample_steps: int = 50, seed: int = 0,
-                         guidance_scale: float = 100.0, lr: float = 0.05, prior: str = "gaussian",
+                         sampler: str = "ddim", cfg_scale: float = 1.0, class_label: int | None = None,
+                         condition_scale: float = 100.0, lr: float = 0.05, prior: str = "gaussian",
                          prior_weight: float = 1e-3, optimize_field: bool = False, field_lr: float = 0.05,
                          device: str = "auto") -> InverseRequest:
-    """Parse and check a request without loading a model; ``InverseError`` (one line) if it is invalid."""
+    """Parse and check a request without loading a model; ``InverseError`` (one line) if it is invalid.
+
+    ``steps`` are the sampler's (guided, default 50) or Adam's (optimize, default 200); ``sample_steps``
+    those of the unguided sample the optimizer starts from.
+    """
     try:
         parsed = load_layout(layout)
         hw = parse_size(size)
-        extra = tuple(parse_size(s, "--also-size") for s in also_sizes.split(",")) if also_sizes else ()
+        extra = tuple(parse_sizes(also_sizes, "--also-size")) if also_sizes else ()
         device = parse_device(device)
-    except (LayoutError, RequestError) as err:
+    except (LayoutError, UsageError) as err:
         raise InverseError(str(err)) from None
     if solver not in SOLVERS:
         raise InverseError(f"--solver must be one of {', '.join(SOLVERS)}, got '{solver}'")
@@ -83,14 +90,19 @@ def make_inverse_request(*, layout: str, size: str, out: str, also_sizes: str | 
     steps = (50 if solver == "guided" else 200) if steps is None else steps
     if steps < 1 or sample_steps < 1:
         raise InverseError(f"--steps and --sample-steps must be at least 1, got {steps} and {sample_steps}")
-    for name, value in (("--guidance-scale", guidance_scale), ("--lr", lr), ("--prior-weight", prior_weight),
+    for name, value in (("--condition-scale", condition_scale), ("--lr", lr), ("--prior-weight", prior_weight),
                         ("--field-lr", field_lr)):
         if not (math.isfinite(value) and value >= 0):
             raise InverseError(f"{name} must be a number >= 0, got {value}")
     if seed < 0:
         raise InverseError(f"--seed must be >= 0, got {seed}")
-    request = InverseRequest(parsed, hw, Path(out), extra, solver, steps, sample_steps, seed, guidance_scale, lr,
-                             prior, prior_weight, optimize_field, field_lr, device)
+    guided = solver == "guided"
+    try:
+        sampling = SamplingSpec(sampler, steps if guided else sample_steps, cfg_scale, class_label)
+    except SamplingError as err:
+        raise InverseError(str(err)) from None
+    request = InverseRequest(parsed, hw, Path(out), extra, solver, sampling, None if guided else steps, seed,
+                             condition_scale, lr, prior, prior_weight, optimize_field, field_lr, device)
     try:
         for path, s in [(request.out, hw), *((request.also_path(s), s) for s in extra),
                         (request.layout_path, preview_size(hw))]:
@@ -103,17 +115,15 @@ def make_inverse_request(*, layout: str, size: str, out: str, also_sizes: str | 
 
 def solve(request: InverseRequest, model, conditions, progress: bool = False):
     """Run the request's solver on ``model`` (a diffusion bundle on its device); an ``InverseResult``."""
-    from infd.rendering.request import SamplingOptions
     from infd.rendering.sampling import sample_latents
 
-    from .guided import GuidedOptions, solve_guided
+    from .guided import solve_guided
     from .optimize import OptimizeOptions, solve_optimize
 
     if request.solver == "guided":
-        return solve_guided(model, conditions, [request.seed],
-                            GuidedOptions(steps=request.steps, scale=request.guidance_scale), progress)
-    z0 = sample_latents(model, [request.seed], SamplingOptions(steps=request.sample_steps))
-    options = OptimizeOptions(steps=request.steps, lr=request.lr, prior=request.prior,
+        return solve_guided(model, conditions, [request.seed], request.sampling, request.condition_scale, progress)
+    z0 = sample_latents(model, [request.seed], request.sampling)
+    options = OptimizeOptions(steps=request.optimize_steps, lr=request.lr, prior=request.prior,
                               prior_weight=request.prior_weight, optimize_field=request.optimize_field,
                               field_lr=request.field_lr, seed=request.seed)
     return solve_optimize(model, conditions, z0, options, progress)

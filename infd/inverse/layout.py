@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .regions import Box, check_resolution
+from infd.renderers.coords import FractionalWindow, check_resolution
 
 TERM_KEYS = {
     "clip_text": {"prompt", "cutouts"},
@@ -46,7 +46,7 @@ class TermSpec:
 
     kind: str
     name: str
-    box: Box
+    box: FractionalWindow
     resolution: tuple[int, int] | None = None  # None: the image's size, or the CLIP input size
     weight: float = 1.0
     prompt: str | None = None
@@ -88,7 +88,7 @@ def _parse_term(raw, index: int, base_dir: Path) -> TermSpec:
     if not (isinstance(box, (list, tuple)) and len(box) == 4 and all(_is_number(v) for v in box)):
         raise LayoutError(f"{where}: box must be four numbers [y0, x0, y1, x1], got {box!r}")
     try:
-        box = Box(*(float(v) for v in box))
+        box = FractionalWindow(*(float(v) for v in box))
         resolution = None if raw.get("resolution") is None else check_resolution(
             tuple(raw["resolution"]) if isinstance(raw["resolution"], list) else raw["resolution"])
     except (ValueError, TypeError) as err:

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from infd.diffusion.prediction import to_x0_eps
 
-from .conditions import Conditions
+from .conditions import ConditionTerms
 from .result import InverseResult, format_losses
 
 
@@ -92,7 +92,7 @@ def prior_term(model, x: torch.Tensor, options: OptimizeOptions, generator) -> t
     return zero, zero
 
 
-def residual_grid(conditions: Conditions, field_hw) -> tuple[int, int]:
+def residual_grid(conditions: ConditionTerms, field_hw) -> tuple[int, int]:
     """The residual field's grid: no denser than the field, nor than the densest condition's pixels.
 
     A residual with more cells than constrained pixels fits the conditions with cells that no query
@@ -104,7 +104,7 @@ def residual_grid(conditions: Conditions, field_hw) -> tuple[int, int]:
     return min(field_hw[0], math.ceil(rows)), min(field_hw[1], math.ceil(cols))
 
 
-def solve_optimize(model, conditions: Conditions, z_init: torch.Tensor,
+def solve_optimize(model, conditions: ConditionTerms, z_init: torch.Tensor,
                    options: OptimizeOptions = OptimizeOptions(), progress: bool = False) -> InverseResult:
     """Minimise the conditions over the latent (and residual field) starting from ``z_init (B, C, h, w)``.
 

@@ -62,9 +62,10 @@ def run_request(request: RenderRequest, model: nn.Module, dist: DistContext | No
     return _run_files(request, model, device, dist, make_bar)
 
 
-def _decode(model: nn.Module, z: torch.Tensor, device: torch.device) -> torch.Tensor:
+def _decode(model: nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """Field ``phi (B, C, h, w)`` of latents ``z (B, z_channels, h', w')`` on the model's device (no copy)."""
     with torch.inference_mode():
-        return model.decode(z.to(device))
+        return model.decode(z)
 
 
 def _run_files(request, model, device, dist, make_bar) -> list[Path]:
@@ -116,7 +117,7 @@ class _BatchJob:
 
     def render_to_files(self, z, sampling_bar, tile_bar) -> None:
         sampling_bar.update(1)
-        phi = _decode(self.model, z, self.device)
+        phi = _decode(self.model, z)
         self.sink.consume(self._render(phi, tile_bar), self.request.output_size, len(self.paths))
 
     def render_shared(self, seeds, dist: DistContext, owner: int, sampling_bar, tile_bar) -> list[Path]:
@@ -132,7 +133,7 @@ class _BatchJob:
         try:
             if is_owner:
                 stores = [TileStore(store_path(p), size, dtype, create=True) for p in self.paths]
-                phi = _decode(self.model, sample_latents(self.model, seeds, self.request.sampling), self.device)
+                phi = _decode(self.model, sample_latents(self.model, seeds, self.request.sampling))
                 sampling_bar.update(1)
                 shape = torch.tensor(phi.shape)
             else:
@@ -175,7 +176,7 @@ def _run_grids(request, model, device, dist, make_bar) -> list[Path]:
     written = []
     try:
         for i in mine:
-            phi = _decode(model, sample_latents(model, [request.seeds[i]], request.sampling), device)
+            phi = _decode(model, sample_latents(model, [request.seeds[i]], request.sampling))
             sampling_bar.update(1)
             grid = np.full((1, height, width, 3), 255, np.uint8)
             left = 0

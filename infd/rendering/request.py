@@ -1,8 +1,9 @@
 """A render request from the command line, parsed and checked before any model is loaded (no torch).
 
 ``make_request(...)`` turns the strings of ``tools/render.py`` into a ``RenderRequest`` or raises
-``RequestError`` with one line: bad sizes, a region outside the image, seeds, an unknown sampler,
-an output the format cannot hold or a path that cannot be written.
+``RequestError`` with one line: bad sizes, a region outside the image, seeds, a bad sampling spec
+(``infd.diffusion.sampling.SamplingSpec``: unknown sampler, steps, scale), an output the format cannot
+hold or a path that cannot be written.
 """
 from __future__ import annotations
 
@@ -10,36 +11,25 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infd.cli import UsageError, parse_device, parse_size, parse_sizes
+from infd.diffusion.sampling import SamplingError, SamplingSpec
+
 from .formats import (FORMATS, Format, SinkError, check_capacity, check_memory, check_writable,
                       format_for_path)
 
-SAMPLERS = ("ddpm", "ddim", "dpmpp_2m")  # the names of infd.diffusion.samplers.SAMPLERS (no torch import here)
 DTYPE_NAMES = ("fp32", "bf16", "fp16")
 MAX_SEEDS = 1_000_000
 
 
-class RequestError(ValueError):
+class RequestError(UsageError):
     """An invalid render request (one line, shown to the user as is)."""
 
 
-@dataclass(frozen=True)
-class SamplingOptions:
-    """How latents are sampled once a diffusion prior exists (validated now, used by the sampler)."""
-
-    steps: int = 50
-    sampler: str = "ddim"
-    guidance: float = 1.0
-    class_label: int | None = None
-
-    def __post_init__(self):
-        if self.sampler not in SAMPLERS:
-            raise RequestError(f"unknown sampler '{self.sampler}' (choose from {', '.join(SAMPLERS)})")
-        if self.steps < 1:
-            raise RequestError(f"--steps must be at least 1, got {self.steps}")
-        if not self.guidance >= 0:  # also rejects NaN
-            raise RequestError(f"--guidance must be a number >= 0, got {self.guidance}")
-        if self.class_label is not None and self.class_label < 0:
-            raise RequestError(f"--class must be a label >= 0, got {self.class_label}")
+def SamplingOptions(steps: int = 50, sampler: str = "ddim", guidance: float = 1.0,  # noqa: N802
+                    class_label: int | None = None) -> SamplingSpec:
+    """Deprecated: the ``SamplingSpec`` (``guidance`` is its ``cfg_scale``) in the argument order that
+    infd/training and infd/eval still use; new code builds ``infd.diffusion.sampling.SamplingSpec``."""
+    return SamplingSpec(sampler, steps, guidance, class_label)
 
 
 @dataclass(frozen=True)
@@ -55,7 +45,7 @@ class RenderRequest:
     batch: int = 4
     device: str = "auto"
     dtype: str = "fp32"
-    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+    sampling: SamplingSpec = field(default_factory=SamplingSpec)
     checkpoint: str | None = None
 
     @property
@@ -67,23 +57,6 @@ class RenderRequest:
     def render_batch(self) -> int:
         """Samples rendered together: one at a time into a TIFF (its writer pulls one image)."""
         return 1 if self.format.name == "tiff" else min(self.batch, len(self.seeds))
-
-
-def parse_size(text: str, what: str = "--size") -> tuple[int, int]:
-    """``"2048"`` -> ``(2048, 2048)``; ``"3840x2160"`` (width x height) -> ``(2160, 3840)``."""
-    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", text)
-    if not match:
-        raise RequestError(f"{what} must be N or WIDTHxHEIGHT with positive integers, got '{text}'")
-    width = int(match.group(1))
-    height = int(match.group(2)) if match.group(2) else width
-    if width < 1 or height < 1:
-        raise RequestError(f"{what} must be at least 1 pixel a side, got '{text}'")
-    return height, width
-
-
-def parse_sizes(text: str) -> list[tuple[int, int]]:
-    """``"256,1024,640x480"`` -> sizes ``(H, W)``."""
-    return [parse_size(part, "--also-sizes") for part in text.split(",")]
 
 
 def parse_region(text: str, size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -135,21 +108,16 @@ def resolve_outputs(out: str, seeds: list[int]) -> tuple[Format, list[Path]]:
     return fmt, [path.with_name(f"{path.stem}_seed{seed:04d}{path.suffix}") for seed in seeds]
 
 
-def parse_device(text: str) -> str:
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
-        raise RequestError(f"--device must be auto, cpu, cuda or cuda:N, got '{text}'")
-    return text
-
-
 def make_request(*, size: str, out: str, seed: str = "0", num: int | None = None, region: str | None = None,
                  also_sizes: str | None = None, tile: int | None = None, batch: int = 4, bits: int = 8,
                  device: str = "auto", dtype: str = "fp32", steps: int = 50, sampler: str = "ddim",
-                 guidance: float = 1.0, class_label: int | None = None,
+                 cfg_scale: float = 1.0, class_label: int | None = None,
                  checkpoint: str | None = None) -> RenderRequest:
-    """Parse and check everything that can be checked without the model; ``RequestError`` otherwise."""
+    """Parse and check everything that can be checked without the model; ``RequestError`` otherwise (or its
+    base ``UsageError`` from the shared parsers of ``infd.cli``)."""
     hw = parse_size(size)
     box = parse_region(region, hw) if region is not None else None
-    extra = parse_sizes(also_sizes) if also_sizes else []
+    extra = parse_sizes(also_sizes, "--also-sizes") if also_sizes else []
     if extra and box is not None:
         raise RequestError("--also-sizes and --region cannot be combined")
     seeds = parse_seeds(seed, num)
@@ -159,7 +127,10 @@ def make_request(*, size: str, out: str, seed: str = "0", num: int | None = None
         raise RequestError(f"--batch must be at least 1, got {batch}")
     if dtype not in DTYPE_NAMES:
         raise RequestError(f"--dtype must be one of {', '.join(DTYPE_NAMES)}, got '{dtype}'")
-    sampling = SamplingOptions(steps, sampler, guidance, class_label)
+    try:
+        sampling = SamplingSpec(sampler, steps, cfg_scale, class_label)
+    except SamplingError as err:
+        raise RequestError(str(err)) from None
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise RequestError(f"checkpoint not found: {checkpoint}")
     fmt, outputs = resolve_outputs(out, seeds)

@@ -1,13 +1,12 @@
 """Where samples come from: the model to render with, and the latents ``z`` it decodes.
 
-``load_render_model(path)`` loads an infd checkpoint; without one it takes the bundled model, and
-until a bundled model exists it builds ``configs/ae/tiny.yaml`` with random weights (fixed seed) and
-says so: its output is noise from an untrained model.
+``load_render_model(path)`` loads an infd checkpoint; without one it takes the bundled model
+(``infd/weights/default.safetensors``, part of the package).
 
 ``sample_latents`` is the one seam for the diffusion prior. A model without a prior (an autoencoder
 alone) gets ``z ~ N(0, I)`` of its latent shape, one seeded generator per sample so a sample does not
 depend on its batch; a diffusion bundle (``infd.diffusion.bundle.LatentDiffusion``) runs its sampler
-(``SamplingOptions``) on that noise instead.
+(``infd.diffusion.sampling.SamplingSpec``, with the inverse solvers' hooks) on that noise instead.
 """
 from __future__ import annotations
 
@@ -19,39 +18,25 @@ from torch import nn
 
 from infd.checkpoint import CheckpointError, load_model
 from infd.diffusion.noise import PerSampleRNG
+from infd.diffusion.sampling import SamplingSpec
 
-from .request import RequestError, SamplingOptions
+from .request import RequestError
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-BUNDLED_CHECKPOINT = PACKAGE_ROOT / "weights" / "default.safetensors"
-TINY_CONFIG = PACKAGE_ROOT.parent / "configs" / "ae" / "tiny.yaml"
-UNTRAINED_WARNING = ("warning: no checkpoint given and no bundled model found; rendering with a tiny "
-                     "randomly initialised model (configs/ae/tiny.yaml, seed 0): the output is noise "
-                     "from an untrained model")
+BUNDLED_CHECKPOINT = Path(__file__).resolve().parents[1] / "weights" / "default.safetensors"
 
 
-def make_untrained_model(seed: int = 0) -> nn.Module:
-    """``configs/ae/tiny.yaml`` with random weights from ``seed`` (the global RNG is left untouched)."""
-    from infd.config import load_config
-    from infd.models.autoencoder import AutoencoderConfig, NeuralFieldAutoencoder
-
-    config = load_config(AutoencoderConfig, TINY_CONFIG)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return NeuralFieldAutoencoder(config).eval()
-
-
-def load_render_model(path: str | Path | None = None) -> tuple[nn.Module, str | None]:
-    """``(model, warning or None)``: the checkpoint at ``path``, the bundled model, or an untrained tiny one."""
+def load_render_model(path: str | Path | None = None) -> nn.Module:
+    """The model in the checkpoint at ``path`` (default: the bundled model), checked to decode and render."""
     if path is None and not BUNDLED_CHECKPOINT.is_file():
-        return make_untrained_model(), UNTRAINED_WARNING
+        raise CheckpointError(f"the bundled model {BUNDLED_CHECKPOINT} is missing: reinstall infd or pass "
+                              "--checkpoint FILE")
     path = BUNDLED_CHECKPOINT if path is None else path
     model = load_model(path)
     if not (callable(getattr(model, "decode", None)) and hasattr(model, "renderer")):
         raise CheckpointError(f"{path} holds a {type(model).__name__}, which does not decode latents to a "
                               "field and render it (give an autoencoder or a diffusion bundle)")
     latent_shape(model)
-    return model, None
+    return model
 
 
 def has_prior(model: nn.Module) -> bool:
@@ -67,23 +52,23 @@ def latent_shape(model: nn.Module) -> tuple[int, int, int]:
     return config.z_channels, config.latent_size, config.latent_size
 
 
-def sample_latents(model: nn.Module, seeds: list[int], options: SamplingOptions,
-                   on_step: Callable[[int], None] | None = None) -> torch.Tensor:
-    """Latents ``z (len(seeds), z_channels, h, w)`` on the CPU, one per seed.
+def sample_latents(model: nn.Module, seeds: list[int], spec: SamplingSpec, *, cond_fn: Callable | None = None,
+                   callback: Callable | None = None) -> torch.Tensor:
+    """Latents ``z (len(seeds), z_channels, h, w)``, one per seed, on the model's device.
 
     Without a diffusion prior: ``z ~ N(0, I)``, drawn per seed (``torch.Generator().manual_seed``), so
     a seed gives the same sample in any batch and on any rank. With a prior the model's own
-    ``sample_latents(noise, options, on_step, rng=rng)`` turns that noise into samples, drawing the
-    noise of stochastic steps from the same per-seed generators.
+    ``sample_latents(noise, spec, rng=rng, cond_fn=cond_fn, callback=callback)`` turns that noise into
+    samples, drawing the noise of stochastic steps from the same per-seed generators.
     """
     shape = latent_shape(model)
     rng = PerSampleRNG(seeds)  # x_T first, then (for a prior) the noise of stochastic sampler steps
     noise = rng.randn(shape)
     if not has_prior(model):
-        if on_step is not None:
-            on_step(1)
-        return noise
-    if options.class_label is not None and getattr(model, "num_classes", None) is not None \
-            and options.class_label >= model.num_classes:
-        raise RequestError(f"--class {options.class_label} is not a label of this model (0..{model.num_classes - 1})")
-    return model.sample_latents(noise, options, on_step, rng=rng)
+        if cond_fn is not None or callback is not None:
+            raise ValueError(f"{type(model).__name__} has no diffusion prior: cond_fn and callback need a sampler")
+        return noise.to(next(model.parameters()).device)
+    if spec.class_label is not None and getattr(model, "num_classes", None) is not None \
+            and spec.class_label >= model.num_classes:
+        raise RequestError(f"--class {spec.class_label} is not a label of this model (0..{model.num_classes - 1})")
+    return model.sample_latents(noise, spec, rng=rng, cond_fn=cond_fn, callback=callback)

@@ -1,0 +1,62 @@
+"""The one sampling spec: what a caller asks of a diffusion bundle's sampler (no torch import here).
+
+``SamplingSpec(sampler, steps, cfg_scale, class_label, eta)`` is built by the command lines
+(``tools/render.py``, ``tools/inverse.py``: ``infd.cli.add_sampler_arguments``), checked before any model
+is loaded, and passed unchanged to ``infd.rendering.sampling.sample_latents`` and from there to
+``LatentDiffusion.sample_latents``, which also takes the inverse solvers' hooks (``cond_fn``,
+``callback``). What the spec leaves out (clipping, timestep spacing, and ``eta`` when ``None``) comes from
+the bundle's own ``SamplerConfig`` (the ``sampler:`` section of ``configs/dm/*.yaml``, stored in the
+checkpoint): ``spec.apply_to(config)``.
+
+Two scales, two names:
+
+- ``cfg_scale`` (``--cfg-scale``): classifier-free guidance, ``out = out_u + w (out_c - out_u)``
+  (``infd.diffusion.guidance``); 1 is the conditional model, 0 the unconditional one. It is the
+  ``guidance_scale`` of a ``SamplerConfig``.
+- ``condition_scale`` (``tools/inverse.py --condition-scale``): the scale ``s`` of the inverse conditions'
+  gradient, ``g = -s grad_{x_t} L`` (``infd.inverse.guided``); not part of this spec.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+SAMPLER_NAMES = ("ddpm", "ddim", "dpmpp_2m")  # infd.diffusion.samplers.SAMPLERS holds sample_<name> for each
+
+
+class SamplingError(ValueError):
+    """An invalid sampling spec (one line naming the command-line option, shown to the user as is)."""
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class SamplingSpec:
+    """Sampler name, its number of steps, the classifier-free scale, the class label and DDIM's ``eta``.
+
+    ``class_label=None`` samples unconditionally; ``eta=None`` keeps the bundle's setting.
+    """
+
+    sampler: str = "ddim"
+    steps: int = 50
+    cfg_scale: float = 1.0
+    class_label: int | None = None
+    eta: float | None = None
+
+    def __post_init__(self):
+        if self.sampler not in SAMPLER_NAMES:
+            raise SamplingError(f"unknown sampler '{self.sampler}' (choose from {', '.join(SAMPLER_NAMES)})")
+        if not _is_int(self.steps) or self.steps < 1:
+            raise SamplingError(f"--steps must be at least 1, got {self.steps}")
+        if not self.cfg_scale >= 0:  # also rejects NaN
+            raise SamplingError(f"--cfg-scale must be a number >= 0, got {self.cfg_scale}")
+        if self.class_label is not None and (not _is_int(self.class_label) or self.class_label < 0):
+            raise SamplingError(f"--class must be a label >= 0, got {self.class_label}")
+        if self.eta is not None and not self.eta >= 0:
+            raise SamplingError(f"eta must be a number >= 0, got {self.eta}")
+
+    def apply_to(self, config):
+        """The bundle's ``SamplerConfig`` with this spec's sampler, steps, classifier-free scale (and eta)."""
+        eta = {} if self.eta is None else {"eta": self.eta}
+        return replace(config, name=self.sampler, steps=self.steps, guidance_scale=self.cfg_scale, **eta)

@@ -1,0 +1,89 @@
+"""The command lines' sampling options: one spec, two scale names, and the old names as deprecated aliases."""
+import importlib.util
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import infd.rendering.sampling as sampling
+
+from inverse_testing import ROOT
+
+PIXELS_LAYOUT = ROOT / "configs" / "inverse" / "super_resolution.yaml"
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(f"{name}_tool", ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def render_tool():
+    return load_tool("render")
+
+
+@pytest.fixture(scope="module")
+def inverse_tool():
+    return load_tool("inverse")
+
+
+def test_render_guidance_is_a_deprecated_alias_of_cfg_scale(render_tool, capsys):
+    parser = render_tool.build_parser()
+    assert parser.parse_args([]).cfg_scale == 1.0 and parser.parse_args(["--cfg-scale", "3"]).cfg_scale == 3.0
+    assert capsys.readouterr().err == ""
+    assert parser.parse_args(["--guidance", "2.5"]).cfg_scale == 2.5
+    assert capsys.readouterr().err == "render.py: note: --guidance is deprecated, use --cfg-scale\n"
+    assert "--guidance" not in parser.format_help() and "--cfg-scale" in parser.format_help()
+
+
+def test_inverse_guidance_scale_is_a_deprecated_alias_of_condition_scale(inverse_tool, capsys):
+    parser = inverse_tool.build_parser()
+    args = parser.parse_args(["--layout", "x.yaml"])
+    assert (args.condition_scale, args.cfg_scale, args.sampler) == (100.0, 1.0, "ddim")
+    assert capsys.readouterr().err == ""
+    assert parser.parse_args(["--layout", "x.yaml", "--guidance-scale", "7"]).condition_scale == 7.0
+    assert capsys.readouterr().err == "inverse.py: note: --guidance-scale is deprecated, use --condition-scale\n"
+    assert "--guidance-scale" not in parser.format_help()
+
+
+def test_the_old_render_flag_renders_the_same_file(render_tool, tmp_path, capsys):
+    old, new = tmp_path / "old.png", tmp_path / "new.png"
+    assert render_tool.main(["--size", "16", "--steps", "2", "--guidance", "2", "--out", str(old)]) == 0
+    assert "--guidance is deprecated" in capsys.readouterr().err
+    assert render_tool.main(["--size", "16", "--steps", "2", "--cfg-scale", "2", "--out", str(new)]) == 0
+    assert "deprecated" not in capsys.readouterr().err
+    assert np.array_equal(np.asarray(Image.open(old)), np.asarray(Image.open(new)))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--guidance-scale", "nan"], "--condition-scale must be a number >= 0"),
+    (["--cfg-scale", "-1"], "--cfg-scale must be a number >= 0"),
+    (["--sampler", "euler"], "choose from ddpm, ddim, dpmpp_2m"),
+    (["--class", "-2"], "--class must be a label >= 0"),
+])
+def test_bad_sampling_options_are_one_error_line(inverse_tool, tmp_path, capsys, args, message):
+    code = inverse_tool.main(["--layout", str(PIXELS_LAYOUT), "--out", str(tmp_path / "r.png"), *args])
+    lines = [line for line in capsys.readouterr().err.strip().splitlines() if "deprecated" not in line]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("inverse.py: error:") and message in lines[0], lines
+
+
+def test_render_without_the_bundled_model_is_one_line(render_tool, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sampling, "BUNDLED_CHECKPOINT", tmp_path / "missing" / "default.safetensors")
+    assert render_tool.main(["--size", "16", "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "reinstall infd or pass --checkpoint" in err[0], err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_an_inverse_request_holds_one_sampling_spec_per_solver(tmp_path):
+    from infd.diffusion.sampling import SamplingSpec
+    from infd.inverse.job import make_inverse_request
+
+    common = dict(layout=str(PIXELS_LAYOUT), size="32", out=str(tmp_path / "r.png"), sampler="ddpm", cfg_scale=2.0)
+    guided = make_inverse_request(**common, steps=7, condition_scale=5.0)
+    assert guided.sampling == SamplingSpec("ddpm", 7, cfg_scale=2.0) and guided.optimize_steps is None
+    assert guided.condition_scale == 5.0
+    optimize = make_inverse_request(**common, solver="optimize", steps=30, sample_steps=4)
+    assert optimize.sampling == SamplingSpec("ddpm", 4, cfg_scale=2.0) and optimize.optimize_steps == 30
