@@ -14,7 +14,7 @@ from infd.eval import fid
 from infd.eval.photos import eval_data_config, photo_crop, photo_square
 from infd.eval.run import EvalOptions, evaluate, evaluate_fid
 from infd.rendering.engine import render
-from infd.rendering.request import SamplingOptions
+from infd.diffusion.sampling import SamplingSpec
 from infd.rendering.sampling import sample_latents
 from infd.renderers.coords import Region
 
@@ -73,7 +73,7 @@ def test_real_crops_are_the_crops_of_the_resized_photo():
 def test_sample_crops_are_crops_of_the_full_render_whatever_the_batch():
     model = tiny_bundle()
     settings = fid.FIDSettings(full_size=32, sizes=(48, 64), patch=16, seed=2)
-    options = SamplingOptions(steps=2)
+    options = SamplingSpec(steps=2)
     batches = list(fid.sample_batches(model, [3, 5, 8], settings, options, batch=2))
     assert [b["full"].shape[0] for b in batches] == [2, 1]
     assert batches[0][fid.patch_key(64)].shape == (2, 3, 16, 16)
@@ -95,7 +95,7 @@ def shards(tmp_path_factory):
 
 
 def test_evaluate_fid_of_a_bundle_is_reproducible(shards):
-    options = EvalOptions(fid=True, num_samples=4, fid_sizes=(48, 64), patch=16, steps=2, batch=3, lpips=False)
+    options = EvalOptions(fid=True, num_samples=4, fid_sizes=(48, 64), patch=16, sampling=SamplingSpec(steps=2), batch=3, lpips=False)
     results = [evaluate_fid(tiny_bundle(), shards["train"], options, extractor=TinyExtractor()) for _ in range(2)]
     first = results[0]
     assert first == results[1]  # seeded samples and crops
@@ -107,8 +107,8 @@ def test_evaluate_fid_of_a_bundle_is_reproducible(shards):
 
 def test_evaluate_a_bundle_end_to_end_and_refuse_fid_of_an_autoencoder(shards, tmp_path):
     bundle = save_model(tiny_bundle(), tmp_path / "bundle.safetensors")
-    options = EvalOptions(sizes=(16, 32), scales=(2,), fid=True, num_samples=3, fid_sizes=(32,), patch=16, steps=1,
-                          lpips=False)
+    options = EvalOptions(sizes=(16, 32), scales=(2,), fid=True, num_samples=3, fid_sizes=(32,), patch=16,
+                          sampling=SamplingSpec(steps=1), lpips=False)
     results = evaluate(bundle, shards["val"], options, train_data=shards["train"], extractor=TinyExtractor())
     assert results["kind"] == "latent_diffusion" and results["num_photos"] == 2 and results["encoder_size"] == 32
     assert list(results["reconstruction"]) == ["16", "32"] and list(results["sr"]) == ["2"]

@@ -8,7 +8,6 @@ import pytest
 from infd.config import ConfigError, from_dict
 from infd.diffusion.sampling import SAMPLER_NAMES, SamplingError, SamplingSpec
 from infd.diffusion.samplers import SAMPLERS, SamplerConfig, sample_ddim
-from infd.rendering.request import SamplingOptions
 
 
 def test_defaults_are_ddim_50_steps_without_guidance():
@@ -46,11 +45,6 @@ def test_spec_overrides_the_bundles_config_and_keeps_its_eta_unless_set():
     assert applied == SamplerConfig(name="dpmpp_2m", steps=7, eta=1.0, guidance_scale=2.5, clip_x0=3.0,
                                     spacing="uniform")
     assert SamplingSpec(eta=0.0).apply_to(config).eta == 0.0
-
-
-def test_the_old_sampling_options_build_the_spec():
-    assert SamplingOptions(4, "ddpm", 2.0, 1) == SamplingSpec("ddpm", 4, cfg_scale=2.0, class_label=1)
-    assert SamplingOptions(steps=3, guidance=0.5) == SamplingSpec(steps=3, cfg_scale=0.5)
 
 
 def test_the_spec_and_the_command_line_checks_import_no_torch():

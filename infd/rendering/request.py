@@ -25,13 +25,6 @@ class RequestError(UsageError):
     """An invalid render request (one line, shown to the user as is)."""
 
 
-def SamplingOptions(steps: int = 50, sampler: str = "ddim", guidance: float = 1.0,  # noqa: N802
-                    class_label: int | None = None) -> SamplingSpec:
-    """Deprecated: the ``SamplingSpec`` (``guidance`` is its ``cfg_scale``) in the argument order that
-    infd/training and infd/eval still use; new code builds ``infd.diffusion.sampling.SamplingSpec``."""
-    return SamplingSpec(sampler, steps, guidance, class_label)
-
-
 @dataclass(frozen=True)
 class RenderRequest:
     size: tuple[int, int]  # (H, W) of the virtual image

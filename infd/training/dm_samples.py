@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from ..rendering.engine import render_latent
-from ..rendering.request import SamplingOptions
+from ..diffusion.sampling import SamplingSpec
 from ..rendering.sampling import sample_latents
 from ..rendering.sinks import quantize
 
@@ -29,10 +29,9 @@ def sample_images(bundle, seeds: list[int], sizes, *, steps: int, sampler: str =
     num_classes = getattr(bundle, "num_classes", None)
     device = next(bundle.autoencoder.parameters()).device
     if num_classes is None:
-        z = sample_latents(bundle, seeds, SamplingOptions(steps=steps, sampler=sampler))
+        z = sample_latents(bundle, seeds, SamplingSpec(sampler, steps))
     else:
-        z = torch.cat([sample_latents(bundle, [seed], SamplingOptions(steps=steps, sampler=sampler, guidance=guidance,
-                                                                       class_label=i % num_classes))
+        z = torch.cat([sample_latents(bundle, [seed], SamplingSpec(sampler, steps, guidance, i % num_classes))
                        for i, seed in enumerate(seeds)])
     z = z.to(device)  # (N, C, h, w)
     return [render_latent(bundle, z, (s, s)).clamp(-1, 1) for s in sizes]
