@@ -19,7 +19,6 @@ from .clif import CLIF, CLIFConfig
 class ReferenceCLIF(CLIF):
     def __init__(self, config: CLIFConfig, group_norm: bool = True):
         super().__init__(config)
-        self.fast = False  # always the original formulation
         if group_norm:
             D = config.hidden
             for block in self.blocks:

@@ -3,21 +3,21 @@ gather against grid_sample, the irregular path, gradients and bf16 autocast."""
 import pytest
 import torch
 
-from infd.renderers import clif as clif_module, gather as gather_module
+from infd.renderers import gather as gather_module
 from infd.renderers import (CLIF, CLIFConfig, ConvHead, ConvHeadConfig, LIIF, LIIFConfig, Region, RendererConfig,
                        make_query, make_renderer)
+from infd.renderers.fast import FastCLIF
 from infd.renderers.reference import ReferenceCLIF
 from infd.renderers.region import render_region, render_tiled
 
 C = 6
 
 
-def tiny(name: str, channels: int = C, width: int = 32) -> torch.nn.Module:
+def tiny(name: str, channels: int = C, width: int = 32):
     """Small renderers of every kind, in eval mode (none of them has train-time behaviour)."""
-    if name in ("clif", "clif_plain"):
+    if name in ("clif", "clif_fast"):
         renderer = CLIF(CLIFConfig(field_channels=channels, hidden=width)).eval()
-        renderer.fast = name == "clif"  # the inference path (used without grad) or the plain one
-        return renderer
+        return FastCLIF(renderer) if name == "clif_fast" else renderer  # the inference path, or the module
     if name == "clif_layer":
         return CLIF(CLIFConfig(field_channels=channels, hidden=width, norm="layer")).eval()
     if name == "liif":
@@ -25,7 +25,8 @@ def tiny(name: str, channels: int = C, width: int = 32) -> torch.nn.Module:
     return ConvHead(ConvHeadConfig(field_channels=channels)).eval()
 
 
-KINDS = ["clif", "clif_layer", "liif", "conv_head"]
+MODULES = ["clif", "clif_layer", "liif", "conv_head"]  # the renderer modules (differentiable)
+KINDS = MODULES + ["clif_fast"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -54,7 +55,7 @@ def test_make_renderer_from_config():
     assert isinstance(renderer, CLIF) and renderer.config.field_channels == C and renderer.radius == 6
 
 
-@pytest.mark.parametrize("kind", KINDS + ["clif_plain"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("tile", [8, 16, (7, 13)])  # 8 and 16 divide 32x48; (7, 13) does not
 def test_tiled_equals_full(kind, tile):
     renderer = tiny(kind)
@@ -85,7 +86,7 @@ def test_clif_without_norm_equals_grid_sample_reference(fast):
     ours = CLIF(CLIFConfig(field_channels=C, hidden=32)).eval()
     reference = ReferenceCLIF(CLIFConfig(field_channels=C, hidden=32), group_norm=False).eval()
     reference.load_state_dict(ours.state_dict())
-    ours.fast = fast
+    ours = FastCLIF(ours) if fast else ours
     phi = torch.randn(2, C, 7, 5)
     for size, region in [((23, 17), None), ((300, 200), Region(150, 99, 12, 20))]:
         coord, cell = make_query(size, region, batch=2)
@@ -104,21 +105,19 @@ def test_irregular_queries_match_reference():
         torch.testing.assert_close(ours(phi, coord, cell), reference(phi, coord, cell), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", MODULES)
 def test_per_point_path_equals_per_axis_path(kind, monkeypatch):
     renderer = tiny(kind)
     phi = torch.randn(2, C, 5, 6)
     coord, cell = make_query((19, 14), batch=2)
     with torch.no_grad():
         regular = renderer(phi, coord, cell)
-        # Hide the grid's regularity: every lookup goes per point and CLIF takes its plain path.
-        monkeypatch.setattr(gather_module, "split_axes", lambda c: None)
-        monkeypatch.setattr(clif_module, "split_axes", lambda c: None)
+        monkeypatch.setattr(gather_module, "split_axes", lambda c: None)  # hide the grid's regularity
         per_point = renderer(phi, coord, cell.view(2, 1, 1, 2).expand(2, 19, 14, 2))
     torch.testing.assert_close(per_point, regular, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", MODULES)
 def test_gradients_reach_field_and_weights(kind):
     renderer = tiny(kind).train()
     phi = torch.randn(1, C, 5, 5, requires_grad=True)
@@ -129,16 +128,7 @@ def test_gradients_reach_field_and_weights(kind):
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
-def test_clif_uses_plain_path_when_gradients_are_needed():
-    renderer = CLIF(CLIFConfig(field_channels=C, hidden=32))
-    phi = torch.randn(1, C, 4, 4)
-    coord, cell = make_query((8, 8))
-    assert renderer._fast_inputs(phi, coord, cell) is None  # weights require grad
-    with torch.no_grad():
-        assert renderer._fast_inputs(phi, coord, cell) is not None
-
-
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", MODULES)
 def test_bf16_autocast_runs_close_to_fp32(kind):
     renderer = tiny(kind)
     phi = torch.randn(1, C, 6, 6)

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from infd.diffusion.noise import PerSampleRNG
 from infd.diffusion.samplers import sample
+from infd.rendering.engine import inference_renderer
 
 from .conditions import Conditions
 from .result import InverseResult, format_losses
@@ -84,5 +85,5 @@ def solve_guided(model, conditions: Conditions, seeds: list[int], options: Guide
     z = model.to_latent_space(x0)
     with torch.no_grad():
         phi = model.decode(z)
-        losses = {name: v.detach() for name, v in conditions.losses(model.renderer, phi).items()}
+        losses = {name: v.detach() for name, v in conditions.losses(inference_renderer(model.renderer), phi).items()}
     return InverseResult(z=z.detach(), phi=phi.detach(), losses=losses)

@@ -96,7 +96,7 @@ def render_box(renderer: nn.Module, phi: torch.Tensor, box: Box, resolution: tup
 
     The box is rendered with a margin of ``renderer.radius`` pixels (as many as fit inside the image),
     then cropped, so its pixels are those of a render of the whole image at the same pixel size (a
-    renderer is local). Differentiable: with gradients on, CLIF takes its plain (autograd) path.
+    renderer is local). Differentiable when ``renderer`` is a module (a ``FastCLIF`` computes no gradients).
     """
     h, w = check_resolution(resolution)
     radius = int(getattr(renderer, "radius", 0))
