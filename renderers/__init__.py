@@ -4,6 +4,7 @@ Every renderer meets one contract::
 
     rgb = renderer(phi (B, C, h, w), coord (B, H, W, 2), cell (B, 2) | (B, H, W, 2))  # (B, 3, H, W)
 
+where a regular grid may come as its axes instead, ``coord = QueryGrid(ys (B, H), xs (B, W))``,
 and exposes ``radius``: how many query pixels away an output pixel can see. Renderers are local (no
 statistics over the query grid), so rendering padded tiles gives the same pixels as a full render
 (``render_region``, ``render_tiled``).
@@ -18,7 +19,8 @@ from infd.config import ConfigError, from_dict
 
 from .clif import CLIF, CLIFConfig
 from .conv_head import ConvHead, ConvHeadConfig
-from .coords import Region, iter_tiles, make_axes, make_cell, make_coord, make_query, pixel_centres
+from .coords import (QueryGrid, Region, as_grid, iter_tiles, make_axes, make_cell, make_coord, make_query,
+                     make_query_grid, pixel_centres)
 from .liif import LIIF, LIIFConfig
 from .region import render_region, render_tiled
 
@@ -49,6 +51,6 @@ def make_renderer(config: RendererConfig, field_channels: int | None = None) -> 
 
 __all__ = [
     "CLIF", "CLIFConfig", "LIIF", "LIIFConfig", "ConvHead", "ConvHeadConfig", "RendererConfig",
-    "make_renderer", "Region", "iter_tiles", "make_axes", "make_cell", "make_coord", "make_query",
-    "pixel_centres", "render_region", "render_tiled",
+    "make_renderer", "QueryGrid", "Region", "as_grid", "iter_tiles", "make_axes", "make_cell", "make_coord",
+    "make_query", "make_query_grid", "pixel_centres", "render_region", "render_tiled",
 ]

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .coords import as_grid
 from .gather import nearest_lookup, relative_cell
 
 
@@ -61,7 +62,7 @@ class ResBlock(nn.Module):
 
 
 class CLIF(nn.Module):
-    """Renderer ``(phi (B, C, h, w), coord (B, H, W, 2), cell (B, 2) | (B, H, W, 2)) -> (B, 3, H, W)``."""
+    """Renderer ``(phi (B, C, h, w), coord (B, H, W, 2) | QueryGrid, cell (B, 2) | (B, H, W, 2)) -> (B, 3, H, W)``."""
 
     def __init__(self, config: CLIFConfig):
         super().__init__()
@@ -79,9 +80,9 @@ class CLIF(nn.Module):
         return self.conv_out.weight
 
     def query_features(self, phi, coord, cell) -> torch.Tensor:
-        """The CNN input ``(B, C + 4, H, W)``, channels_last in memory."""
+        """The CNN input ``(B, C + 4, H, W)``: ``[phi[k], rel coord, rel cell]`` per query, channels_last in memory."""
         B, _, h, w = phi.shape
-        feat, rel = nearest_lookup(phi, coord)  # (B, H, W, C), (B, H, W, 2)
+        feat, rel = nearest_lookup(phi, as_grid(coord))  # (B, H, W, C), (B, H, W, 2)
         rel_cell = relative_cell(cell.to(rel.dtype), rel.shape[:3], h, w)
         x = torch.cat([feat, rel.to(feat.dtype), rel_cell.to(feat.dtype)], dim=-1)  # (B, H, W, C + 4)
         return x.permute(0, 3, 1, 2)  # NCHW view of NHWC memory = channels_last

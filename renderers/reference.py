@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .clif import CLIF, CLIFConfig
+from .coords import dense_coord
 
 
 class ReferenceCLIF(CLIF):
@@ -27,6 +28,7 @@ class ReferenceCLIF(CLIF):
 
     def query_features(self, phi, coord, cell):
         B, C, h, w = phi.shape
+        coord = dense_coord(coord)  # the original looks up every point
         grid = coord.flip(-1)  # grid_sample wants (x, y)
         feat = F.grid_sample(phi, grid, mode="nearest", align_corners=False)  # (B, C, H, W)
         centres = _field_centres(h, w, phi)  # (B, 2, h, w)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .coords import Region, check_size, iter_tiles, make_query
+from .coords import Region, check_size, iter_tiles, make_query_grid
 
 
 def render_region(renderer: nn.Module, phi: torch.Tensor, size: tuple[int, int],
@@ -17,7 +17,7 @@ def render_region(renderer: nn.Module, phi: torch.Tensor, size: tuple[int, int],
     """Pixels ``region`` (default: all) of the virtual ``size = (H, W)`` image rendered from ``phi``.
 
     Args:
-        renderer: any renderer with ``.radius`` (CLIF, LIIF, ConvHead).
+        renderer: any renderer with ``.radius`` that takes a ``QueryGrid`` (CLIF, FastCLIF, LIIF, ConvHead).
         phi: field ``(B, C, h, w)``.
         size: the virtual image's ``(H, W)``; it sets the coordinates and the cell ``(2/H, 2/W)``.
         region: the window to render; must lie inside the image.
@@ -30,8 +30,8 @@ def render_region(renderer: nn.Module, phi: torch.Tensor, size: tuple[int, int],
     region = Region(0, 0, H, W) if region is None else region.check_inside((H, W))
     padded = region.pad(int(renderer.radius), (H, W))
     dtype = torch.float64 if phi.dtype == torch.float64 else torch.float32  # coordinates never in half
-    coord, cell = make_query((H, W), padded, batch=phi.shape[0], device=phi.device, dtype=dtype)
-    rgb = renderer(phi, coord, cell)  # (B, 3, padded.height, padded.width)
+    grid, cell = make_query_grid((H, W), padded, batch=phi.shape[0], device=phi.device, dtype=dtype)
+    rgb = renderer(phi, grid, cell)  # (B, 3, padded.height, padded.width); the grid travels as its axes
     rows, cols = region.relative_to(padded).slices()
     return rgb[:, :, rows, cols]
 

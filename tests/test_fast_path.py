@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from infd.renderers import CLIF, CLIFConfig, Region, make_query
+from infd.renderers import CLIF, CLIFConfig, Region, make_query, make_query_grid
 from infd.renderers.fast import FastCLIF, uses_winograd
 from infd.renderers.fast.field_conv import axis_patterns, first_conv_regular
 from infd.renderers.fast.threads import run_chunks
@@ -108,6 +108,8 @@ def test_paper_size_fast_path_equals_plain_path(norm):
     out = fast(phi, coord, cell)
     assert out.shape == plain.shape == (1, 3, 22, 19)
     torch.testing.assert_close(out, plain, atol=1e-4 * plain.abs().max().item(), rtol=0)
+    grid, _ = make_query_grid((22, 19))
+    assert torch.equal(fast(phi, grid, cell), out)  # axes given, or split from the dense grid: the same
 
 
 def test_fast_path_takes_one_cell_per_image_and_regular_grids():

@@ -3,9 +3,9 @@ gather against grid_sample, the irregular path, gradients and bf16 autocast."""
 import pytest
 import torch
 
-from infd.renderers import gather as gather_module
+from infd.renderers import clif as clif_module, liif as liif_module
 from infd.renderers import (CLIF, CLIFConfig, ConvHead, ConvHeadConfig, LIIF, LIIFConfig, Region, RendererConfig,
-                       make_query, make_renderer)
+                       make_query, make_query_grid, make_renderer)
 from infd.renderers.fast import FastCLIF
 from infd.renderers.reference import ReferenceCLIF
 from infd.renderers.region import render_region, render_tiled
@@ -106,15 +106,18 @@ def test_irregular_queries_match_reference():
 
 
 @pytest.mark.parametrize("kind", MODULES)
-def test_per_point_path_equals_per_axis_path(kind, monkeypatch):
+def test_axes_dense_and_per_point_queries_agree(kind, monkeypatch):
     renderer = tiny(kind)
     phi = torch.randn(2, C, 5, 6)
-    coord, cell = make_query((19, 14), batch=2)
+    grid, cell = make_query_grid((19, 14), batch=2)
+    coord = grid.dense()
     with torch.no_grad():
-        regular = renderer(phi, coord, cell)
-        monkeypatch.setattr(gather_module, "split_axes", lambda c: None)  # hide the grid's regularity
+        axes = renderer(phi, grid, cell)
+        assert torch.equal(renderer(phi, coord, cell), axes)  # a dense regular grid is split into these axes
+        for module in (clif_module, liif_module):  # hide the grid's regularity: every lookup goes per point
+            monkeypatch.setattr(module, "as_grid", lambda c: c)
         per_point = renderer(phi, coord, cell.view(2, 1, 1, 2).expand(2, 19, 14, 2))
-    torch.testing.assert_close(per_point, regular, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(per_point, axes, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("kind", MODULES)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..clif import CLIF
-from ..gather import split_axes
+from ..coords import QueryGrid, as_grid
 from .field_conv import first_conv_regular
 from .winograd import conv3x3_winograd, winograd_weight
 
@@ -53,15 +53,16 @@ class FastCLIF:
                          if uses_winograd(clif) else None)
 
     @torch.no_grad()
-    def __call__(self, phi: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
-        """``rgb (B, 3, H, W)`` of a regular grid ``coord (B, H, W, 2)`` with one ``cell (B, 2)`` per image."""
-        axes = split_axes(coord)
-        if axes is None:
+    def __call__(self, phi: torch.Tensor, coord: QueryGrid | torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        """``rgb (B, 3, H, W)`` of a ``QueryGrid`` (or a dense regular ``(B, H, W, 2)``, split once) with
+        one ``cell (B, 2)`` per image."""
+        grid = as_grid(coord)
+        if not isinstance(grid, QueryGrid):
             raise ValueError("FastCLIF renders regular query grids; render scattered queries with the CLIF module")
         if cell.dim() != 2:
             raise ValueError(f"FastCLIF takes one cell per image (B, 2), got {tuple(cell.shape)}; "
                              "render per-pixel cells with the CLIF module")
-        return self.render_axes(phi, *axes, cell)
+        return self.render_axes(phi, grid.ys, grid.xs, cell)
 
     def render_axes(self, phi: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         """CLIF on the grid ``ys (B, H) x xs (B, W)`` with ``cell (B, 2)``: ``(B, 3, H, W)``, channels-last memory."""
