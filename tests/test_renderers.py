@@ -5,10 +5,11 @@ import torch
 
 from infd.renderers import clif as clif_module, liif as liif_module
 from infd.renderers import (CLIF, CLIFConfig, ConvHead, ConvHeadConfig, LIIF, LIIFConfig, Region, RendererConfig,
-                       make_query, make_query_grid, make_renderer)
+                       iter_tiles, make_query, make_query_grid, make_renderer)
 from infd.renderers.fast import FastCLIF
 from infd.renderers.reference import ReferenceCLIF
-from infd.renderers.region import render_region, render_tiled
+from infd.renderers.region import render_region
+from infd.rendering.engine import render
 
 C = 6
 
@@ -58,18 +59,33 @@ def test_make_renderer_from_config():
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("tile", [8, 16, (7, 13)])  # 8 and 16 divide 32x48; (7, 13) does not
 def test_tiled_equals_full(kind, tile):
+    """The engine's padded tiles join into one full-grid call of the renderer (a CLIF module's tiles
+    take the inference path there, so this also holds FastCLIF to the plain math)."""
     renderer = tiny(kind)
     phi = torch.randn(2, C, 9, 11)
     with torch.no_grad():
         full = render_region(renderer, phi, (32, 48))
-        tiled = render_tiled(renderer, phi, (32, 48), tile)
+    tiled = render(renderer, phi, (32, 48), tile=tile)
     torch.testing.assert_close(tiled, full, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kind", MODULES)
+def test_padded_windows_of_a_module_equal_its_full_render(kind):
+    renderer = tiny(kind)  # the module itself, as training and gradient-based callers run it
+    phi = torch.randn(2, C, 9, 11)
+    with torch.no_grad():
+        full = render_region(renderer, phi, (32, 48))
+        for region in iter_tiles((32, 48), (7, 13)):
+            rows, cols = region.slices()
+            torch.testing.assert_close(render_region(renderer, phi, (32, 48), region), full[:, :, rows, cols],
+                                       atol=1e-5, rtol=0)
 
 
 @pytest.mark.slow
 def test_region_of_virtual_8192_image_equals_full_render():
-    # A genuine full 8192^2 render: 5-10 s (load-dependent) and ~2.4 GB peak at this width (measured).
-    renderer = CLIF(CLIFConfig(field_channels=2, hidden=2, num_blocks=1)).eval()
+    # A genuine full 8192^2 render: 5-10 s (load-dependent) and ~2.4 GB peak at this width (measured,
+    # on the inference path).
+    renderer = FastCLIF(CLIF(CLIFConfig(field_channels=2, hidden=2, num_blocks=1)).eval())
     phi = torch.randn(1, 2, 12, 10)
     size = (8192, 8192)
     with torch.no_grad():
