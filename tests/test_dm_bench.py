@@ -4,7 +4,6 @@ import runpy
 from pathlib import Path
 
 import pytest
-import torch
 
 from infd.config import load_config
 from infd.diffusion.config import load_diffusion_config
@@ -15,17 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "tools" / "bench_dm.py"
 
 
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)  # the tool's --threads is process-wide
-
-
 def test_bench_dm_tiny_run_prints_rates_and_speedup(capsys):
     main = runpy.run_path(str(TOOL))["main"]
     assert main(["--config", str(ROOT / "configs/dm/unet_tiny.yaml"), "--autoencoder-config",
-                 str(ROOT / "configs/ae/tiny.yaml"), "--repeats", "2", "--sample-steps", "2", "--threads", "1"]) == 0
+                 str(ROOT / "configs/ae/tiny.yaml"), "--repeats", "2", "--sample-steps", "2"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     samplers = [line for line in lines if line.startswith("sampler ") and "latents/s at" in line]
     assert [line.split()[1].rstrip(":") for line in samplers] == ["ddpm", "ddim", "dpmpp_2m"]
