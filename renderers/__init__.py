@@ -4,9 +4,10 @@ Every renderer meets one contract::
 
     rgb = renderer(phi (B, C, h, w), coord (B, H, W, 2), cell (B, 2) | (B, H, W, 2))  # (B, 3, H, W)
 
+where a regular grid may come as its axes instead, ``coord = QueryGrid(ys (B, H), xs (B, W))``,
 and exposes ``radius``: how many query pixels away an output pixel can see. Renderers are local (no
 statistics over the query grid), so rendering padded tiles gives the same pixels as a full render
-(``render_region``, ``render_tiled``).
+(``render_region``; ``infd.rendering.engine.render`` assembles whole images from such tiles).
 """
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from infd.config import ConfigError, from_dict
 
 from .clif import CLIF, CLIFConfig
 from .conv_head import ConvHead, ConvHeadConfig
-from .coords import Region, iter_tiles, make_axes, make_cell, make_coord, make_query, pixel_centres
+from .coords import (QueryGrid, Region, as_grid, iter_tiles, make_axes, make_cell, make_coord, make_query,
+                     make_query_grid, pixel_centres)
 from .liif import LIIF, LIIFConfig
-from .region import render_region, render_tiled
+from .region import render_region
 
 RENDERERS = {"clif": (CLIF, CLIFConfig), "liif": (LIIF, LIIFConfig), "conv_head": (ConvHead, ConvHeadConfig)}
 
@@ -49,6 +51,6 @@ def make_renderer(config: RendererConfig, field_channels: int | None = None) -> 
 
 __all__ = [
     "CLIF", "CLIFConfig", "LIIF", "LIIFConfig", "ConvHead", "ConvHeadConfig", "RendererConfig",
-    "make_renderer", "Region", "iter_tiles", "make_axes", "make_cell", "make_coord", "make_query",
-    "pixel_centres", "render_region", "render_tiled",
+    "make_renderer", "QueryGrid", "Region", "as_grid", "iter_tiles", "make_axes", "make_cell", "make_coord",
+    "make_query", "make_query_grid", "pixel_centres", "render_region",
 ]

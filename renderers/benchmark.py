@@ -14,6 +14,7 @@ import torch
 
 from .clif import CLIF, CLIFConfig
 from .coords import make_query
+from .fast import FastCLIF
 from .reference import ReferenceCLIF
 
 
@@ -40,33 +41,31 @@ def _timed(fn: Callable[[], torch.Tensor]) -> float:
 
 def benchmark_render(size: int = 1024, field_size: int = 256, field_channels: int = 128, hidden: int = 256,
                      num_blocks: int = 2, repeats: int = 3, bf16_size: int | None = 128, plain: bool = False,
-                     log: Callable[[str], None] = print) -> dict[str, BenchResult]:
+                     workers: int | None = None, log: Callable[[str], None] = print) -> dict[str, BenchResult]:
     """Time ``size x size`` renders from a ``field_channels x field_size^2`` field on CPU.
 
     Variants: ``reference_fp32`` (grid_sample lookup, NCHW, GroupNorm(32)), ``ours_fp32`` (the
-    inference path) and optionally ``ours_plain_fp32`` (``fast = False``), all at ``size``; and
-    ``ours_bf16`` (autocast; on CPUs without native bf16 it is an order of magnitude slower, so it
+    inference path, ``FastCLIF`` on ``workers`` threads, default torch's thread count) and optionally
+    ``ours_plain_fp32`` (the ``CLIF`` module, the training path), all at ``size``; and ``ours_bf16``
+    (the module under autocast; on CPUs without native bf16 it is an order of magnitude slower, so it
     runs once at ``bf16_size``, the field scaled alike). Returns ``{"fp32": ..., "bf16": ...}``.
+    Torch's thread count is the caller's (the benchmark never changes it).
     """
     torch.manual_seed(0)
     config = CLIFConfig(field_channels=field_channels, hidden=hidden, num_blocks=num_blocks)
     ours = CLIF(config).eval()
     reference = ReferenceCLIF(config).eval()
     reference.load_state_dict(ours.state_dict(), strict=False)  # same convs; GroupNorm at its init
+    fast = FastCLIF(ours, workers)  # its Winograd weights are made here, outside the timings
     phi = torch.randn(1, field_channels, field_size, field_size)
     coord, cell = make_query((size, size))
-
-    def run_ours(fast: bool = True):
-        ours.fast = fast
-        return ours(phi, coord, cell)
-
-    variants = {"reference_fp32": lambda: reference(phi, coord, cell), "ours_fp32": run_ours}
+    variants = {"reference_fp32": lambda: reference(phi, coord, cell), "ours_fp32": lambda: fast(phi, coord, cell)}
     if plain:
-        variants["ours_plain_fp32"] = lambda: run_ours(False)
+        variants["ours_plain_fp32"] = lambda: ours(phi, coord, cell)
     result = BenchResult(pixels=size * size, seconds={name: [] for name in variants})
     with torch.inference_mode():
-        warm_coord, warm_cell = make_query((32, 32))  # one-off costs: thread pools, cached weights
-        for model in (reference, ours):
+        warm_coord, warm_cell = make_query((32, 32))  # one-off costs: thread pools, first-call allocations
+        for model in (reference, fast):
             model(phi[:, :, :8, :8], warm_coord, warm_cell)
         for r in range(repeats):
             for name, fn in variants.items():

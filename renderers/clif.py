@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .clif_inference import clif_forward_regular
-from .gather import nearest_lookup, relative_cell, split_axes
+from .coords import as_grid
+from .gather import nearest_lookup, relative_cell
 
 
 @dataclass
@@ -62,7 +62,7 @@ class ResBlock(nn.Module):
 
 
 class CLIF(nn.Module):
-    """Renderer ``(phi (B, C, h, w), coord (B, H, W, 2), cell (B, 2) | (B, H, W, 2)) -> (B, 3, H, W)``."""
+    """Renderer ``(phi (B, C, h, w), coord (B, H, W, 2) | QueryGrid, cell (B, 2) | (B, H, W, 2)) -> (B, 3, H, W)``."""
 
     def __init__(self, config: CLIFConfig):
         super().__init__()
@@ -73,8 +73,6 @@ class CLIF(nn.Module):
         self.norm_out = _norm(config.norm, D)
         self.conv_out = nn.Conv2d(D, config.out_channels, 3, padding=1)
         self.radius = 2 * config.num_blocks + 2  # one pixel per 3x3 conv
-        # Use the exact inference path (clif_inference) when it applies; False forces the plain path.
-        self.fast = True
 
     @property
     def last_layer(self) -> torch.Tensor:
@@ -82,34 +80,19 @@ class CLIF(nn.Module):
         return self.conv_out.weight
 
     def query_features(self, phi, coord, cell) -> torch.Tensor:
-        """The CNN input ``(B, C + 4, H, W)``, channels_last in memory."""
+        """The CNN input ``(B, C + 4, H, W)``: ``[phi[k], rel coord, rel cell]`` per query, channels_last in memory."""
         B, _, h, w = phi.shape
-        feat, rel = nearest_lookup(phi, coord)  # (B, H, W, C), (B, H, W, 2)
+        feat, rel = nearest_lookup(phi, as_grid(coord))  # (B, H, W, C), (B, H, W, 2)
         rel_cell = relative_cell(cell.to(rel.dtype), rel.shape[:3], h, w)
         x = torch.cat([feat, rel.to(feat.dtype), rel_cell.to(feat.dtype)], dim=-1)  # (B, H, W, C + 4)
         return x.permute(0, 3, 1, 2)  # NCHW view of NHWC memory = channels_last
 
-    def _fast_inputs(self, phi, coord, cell):
-        """``(ys, xs, cell (B, 2))`` when the inference path applies, else ``None``.
-
-        It applies without autograd or autocast, on a regular grid with one cell per image.
-        """
-        if not self.fast or torch.is_autocast_enabled(phi.device.type):
-            return None
-        if torch.is_grad_enabled() and (phi.requires_grad or any(p.requires_grad for p in self.parameters())):
-            return None
-        if cell.dim() == 4:
-            if not torch.equal(cell, cell[:, :1, :1].expand_as(cell)):
-                return None
-            cell = cell[:, 0, 0]
-        axes = split_axes(coord)
-        return None if axes is None else (*axes, cell)
-
     def forward(self, phi, coord, cell):
-        fast = self._fast_inputs(phi, coord, cell)
-        if fast is not None:
-            return clif_forward_regular(self, phi, *fast)
-        x = self.conv_in(self.query_features(phi, coord, cell))
+        """``rgb (B, 3, H, W)``: the CNN over the query features (Sec. 3.1), differentiable.
+
+        ``renderers.fast.FastCLIF`` computes the same function with less work, for inference.
+        """
+        x = self.conv_in(self.query_features(phi, coord, cell))  # (B, D, H, W)
         for block in self.blocks:
             x = block(x)
         return self.conv_out(F.silu(self.norm_out(x)))

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .coords import dense_coord
+
 
 @dataclass
 class ConvHeadConfig:
@@ -22,7 +24,7 @@ class ConvHeadConfig:
 
 
 class ConvHead(nn.Module):
-    """Renderer ``(phi (B, C, h, w), coord (B, H, W, 2), cell) -> (B, 3, H, W)``; ``cell`` is unused."""
+    """Renderer ``(phi (B, C, h, w), coord (B, H, W, 2) | QueryGrid, cell) -> (B, 3, H, W)``; ``cell`` is unused."""
 
     radius = 0  # each output pixel reads the field only, never neighbouring queries
 
@@ -37,5 +39,5 @@ class ConvHead(nn.Module):
 
     def forward(self, phi, coord, cell=None):
         rgb = self.conv_out(phi)  # (B, 3, h, w) at the field's resolution
-        grid = coord.flip(-1).to(rgb.dtype)  # grid_sample wants (x, y)
+        grid = dense_coord(coord).flip(-1).to(rgb.dtype)  # grid_sample wants (x, y) per point
         return F.grid_sample(rgb, grid, mode=self.config.resample, padding_mode="border", align_corners=False)

@@ -6,7 +6,7 @@ column), like tensor indexing. ``cell`` is the pixel size in the same units: ``(
 
 A *region* ``(top, left, height, width)`` of a virtual H x W image uses the same formula for its
 pixels, so rendering a window of a huge virtual image (zoom, tiling) is just a different coordinate
-grid.
+grid. A regular grid can travel as its two axes (``QueryGrid``) instead of a dense ``(B, H, W, 2)``.
 
 A *fractional window* ``(y0, x0, y1, x1)`` (fractions of the image's height and width) rendered at
 ``(h, w)`` has its own pixel grid, with cells ``(y1 - y0) / h`` of the image, which need not be whole
@@ -214,6 +214,36 @@ def make_cell(size: tuple[int, int], region: Region | None = None, *, device=Non
     return torch.tensor(cell, device=device, dtype=torch.float64).to(dtype)
 
 
+@dataclass(frozen=True)
+class QueryGrid:
+    """A regular query grid kept as its axes: query ``[b, i, j]`` lies at ``(ys[b, i], xs[b, j])``.
+
+    ``ys (B, H)``, ``xs (B, W)``. Renderers take it wherever they take a dense ``coord (B, H, W, 2)``:
+    ``H + W`` values per image instead of ``2 H W``, and no check that the grid is regular.
+    """
+
+    ys: torch.Tensor
+    xs: torch.Tensor
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(B, H, W)``."""
+        return self.ys.shape[0], self.ys.shape[1], self.xs.shape[1]
+
+    def dense(self) -> torch.Tensor:
+        """The same queries as a dense ``coord (B, H, W, 2)``."""
+        B, H, W = self.shape
+        return torch.stack([self.ys[:, :, None].expand(B, H, W), self.xs[:, None, :].expand(B, H, W)], dim=-1)
+
+
+def make_query_grid(size: tuple[int, int], region: Region | None = None, batch: int = 1, *, device=None,
+                    dtype=torch.float32) -> tuple[QueryGrid, torch.Tensor]:
+    """``make_query`` as axes: the ``QueryGrid`` of ``region`` of an ``H x W`` image and ``cell (B, 2)``."""
+    ys, xs = make_axes(size, region, device=device, dtype=dtype)
+    cell = make_cell(size, region, device=device, dtype=dtype)
+    return QueryGrid(ys.expand(batch, -1), xs.expand(batch, -1)), cell.expand(batch, 2)
+
+
 def make_query(size: tuple[int, int], region: Region | None = None, batch: int = 1, *, device=None,
                dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """``coord (B, h, w, 2)`` and ``cell (B, 2)`` for rendering ``region`` of an ``H x W`` image."""
@@ -237,3 +267,19 @@ def is_regular_grid(coord: torch.Tensor) -> bool:
     """True when ``coord (B, H, W, 2)`` is separable: y depends only on the row, x only on the column."""
     y, x = coord[..., 0], coord[..., 1]
     return bool(torch.equal(y, y[:, :, :1].expand_as(y)) and torch.equal(x, x[:, :1, :].expand_as(x)))
+
+
+def as_grid(coord: torch.Tensor | QueryGrid) -> torch.Tensor | QueryGrid:
+    """A dense regular ``coord (B, H, W, 2)`` as its ``QueryGrid``; irregular ones and grids unchanged.
+
+    The one place a dense grid is checked and split (two ``torch.equal`` over it): a renderer calls it
+    once per forward; queries made as axes (``make_query_grid``) pass straight through.
+    """
+    if isinstance(coord, QueryGrid) or not is_regular_grid(coord):
+        return coord
+    return QueryGrid(coord[:, :, 0, 0], coord[:, 0, :, 1])
+
+
+def dense_coord(coord: torch.Tensor | QueryGrid) -> torch.Tensor:
+    """``coord`` as a dense ``(B, H, W, 2)`` tensor, for renderers that sample per point (``grid_sample``)."""
+    return coord.dense() if isinstance(coord, QueryGrid) else coord

@@ -2,15 +2,15 @@
 
 A field ``phi (B, C, h, w)`` covers [-1, 1]^2 like an h x w image: field cell ``k`` of an axis of
 length ``n`` spans ``[-1 + 2k/n, -1 + 2(k+1)/n)`` with centre ``-1 + (2k + 1)/n``. A query at ``c``
-takes cell ``floor((c + 1) n / 2)`` (clamped to the field). On a regular query grid the lookup is
-done per axis (``H + W`` index computations, one gather of the features), which is exact and much
-cheaper than ``grid_sample`` per point.
+takes cell ``floor((c + 1) n / 2)`` (clamped to the field). On a regular query grid, given as a
+``QueryGrid``, the lookup is done per axis (``H + W`` index computations, one gather of the
+features), which is exact and much cheaper than ``grid_sample`` per point.
 """
 from __future__ import annotations
 
 import torch
 
-from .coords import is_regular_grid
+from .coords import QueryGrid
 
 
 def nearest_index(c: torch.Tensor, n: int) -> torch.Tensor:
@@ -21,13 +21,6 @@ def nearest_index(c: torch.Tensor, n: int) -> torch.Tensor:
 def cell_centre(index: torch.Tensor, n: int, dtype: torch.dtype) -> torch.Tensor:
     """Centre ``-1 + (2k + 1)/n`` of field cell ``k``."""
     return (-1 + (2 * index.double() + 1) / n).to(dtype)
-
-
-def split_axes(coord: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """``(ys (B, H), xs (B, W))`` when ``coord (B, H, W, 2)`` is a regular grid, else ``None``."""
-    if not is_regular_grid(coord):
-        return None
-    return coord[:, :, 0, 0], coord[:, 0, :, 1]
 
 
 def gather_features(phi: torch.Tensor, iy: torch.Tensor, ix: torch.Tensor) -> torch.Tensor:
@@ -44,12 +37,13 @@ def gather_features(phi: torch.Tensor, iy: torch.Tensor, ix: torch.Tensor) -> to
     return field[b[:, None, None], iy, ix]
 
 
-def nearest_lookup(phi: torch.Tensor, coord: torch.Tensor, offset: tuple[float, float] = (0.0, 0.0)):
+def nearest_lookup(phi: torch.Tensor, coord: torch.Tensor | QueryGrid, offset: tuple[float, float] = (0.0, 0.0)):
     """Nearest field vectors and relative coordinates for every query.
 
     Args:
         phi: field ``(B, C, h, w)``.
-        coord: queries ``(B, H, W, 2)`` in ``(y, x)`` order.
+        coord: a ``QueryGrid`` (looked up per axis) or queries ``(B, H, W, 2)`` in ``(y, x)`` order
+            (looked up per point; ``coords.as_grid`` turns a regular one into a grid first).
         offset: shift added to the query before the lookup (LIIF's local ensemble), in field cells.
 
     Returns:
@@ -57,12 +51,11 @@ def nearest_lookup(phi: torch.Tensor, coord: torch.Tensor, offset: tuple[float, 
     """
     B, _, h, w = phi.shape
     dy, dx = offset[0] * 2 / h, offset[1] * 2 / w
-    axes = split_axes(coord)
-    if axes is not None:
-        ys, xs = axes
+    if isinstance(coord, QueryGrid):
+        ys, xs = coord.ys, coord.xs
         iy, ix = nearest_index(ys + dy, h), nearest_index(xs + dx, w)  # (B, H), (B, W)
-        rel_y = (ys - cell_centre(iy, h, coord.dtype)) * h
-        rel_x = (xs - cell_centre(ix, w, coord.dtype)) * w
+        rel_y = (ys - cell_centre(iy, h, ys.dtype)) * h
+        rel_x = (xs - cell_centre(ix, w, xs.dtype)) * w
         H, W = ys.shape[1], xs.shape[1]
         rel = torch.stack([rel_y[:, :, None].expand(B, H, W), rel_x[:, None, :].expand(B, H, W)], -1)
     else:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .coords import as_grid
 from .gather import nearest_lookup, relative_cell
 
 
@@ -27,7 +28,7 @@ class LIIFConfig:
 
 
 class LIIF(nn.Module):
-    """Renderer ``(phi (B, C, h, w), coord (B, H, W, 2), cell) -> (B, 3, H, W)``."""
+    """Renderer ``(phi (B, C, h, w), coord (B, H, W, 2) | QueryGrid, cell) -> (B, 3, H, W)``."""
 
     radius = 0
 
@@ -48,6 +49,7 @@ class LIIF(nn.Module):
 
     def forward(self, phi, coord, cell):
         B, C, h, w = phi.shape
+        coord = as_grid(coord)  # split a regular grid once, not in each of the four lookups
         if self.config.feat_unfold:  # each field vector carries its 3x3 neighbourhood
             phi = F.unfold(phi, 3, padding=1).view(B, C * 9, h, w)
         # Offsets of +-1/2 cell (plus a hair, as in LIIF) reach the 4 surrounding cells.

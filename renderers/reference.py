@@ -14,12 +14,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .clif import CLIF, CLIFConfig
+from .coords import dense_coord
 
 
 class ReferenceCLIF(CLIF):
     def __init__(self, config: CLIFConfig, group_norm: bool = True):
         super().__init__(config)
-        self.fast = False  # always the original formulation
         if group_norm:
             D = config.hidden
             for block in self.blocks:
@@ -28,6 +28,7 @@ class ReferenceCLIF(CLIF):
 
     def query_features(self, phi, coord, cell):
         B, C, h, w = phi.shape
+        coord = dense_coord(coord)  # the original looks up every point
         grid = coord.flip(-1)  # grid_sample wants (x, y)
         feat = F.grid_sample(phi, grid, mode="nearest", align_corners=False)  # (B, C, H, W)
         centres = _field_centres(h, w, phi)  # (B, 2, h, w)

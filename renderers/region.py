@@ -1,23 +1,25 @@
-"""Render any window of a virtual image, and whole images from padded tiles.
+"""Render any window of a virtual image exactly as in a full render.
 
 A renderer is local: an output pixel depends only on the queries within ``renderer.radius`` pixels.
 So the pixels of ``region`` come out exactly as in a full render if we render ``region`` grown by the
 radius (clipped at the image border, where a full render also sees zero padding) and crop the margin.
+Whole images from such padded tiles are ``infd.rendering.engine.render``'s job.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
-from torch import nn
 
-from .coords import Region, check_size, iter_tiles, make_query
+from .coords import Region, check_size, make_query_grid
 
 
-def render_region(renderer: nn.Module, phi: torch.Tensor, size: tuple[int, int],
+def render_region(renderer: Callable[..., torch.Tensor], phi: torch.Tensor, size: tuple[int, int],
                   region: Region | None = None) -> torch.Tensor:
     """Pixels ``region`` (default: all) of the virtual ``size = (H, W)`` image rendered from ``phi``.
 
     Args:
-        renderer: any renderer with ``.radius`` (CLIF, LIIF, ConvHead).
+        renderer: any renderer with ``.radius`` that takes a ``QueryGrid`` (CLIF, FastCLIF, LIIF, ConvHead).
         phi: field ``(B, C, h, w)``.
         size: the virtual image's ``(H, W)``; it sets the coordinates and the cell ``(2/H, 2/W)``.
         region: the window to render; must lie inside the image.
@@ -30,25 +32,8 @@ def render_region(renderer: nn.Module, phi: torch.Tensor, size: tuple[int, int],
     region = Region(0, 0, H, W) if region is None else region.check_inside((H, W))
     padded = region.pad(int(renderer.radius), (H, W))
     dtype = torch.float64 if phi.dtype == torch.float64 else torch.float32  # coordinates never in half
-    coord, cell = make_query((H, W), padded, batch=phi.shape[0], device=phi.device, dtype=dtype)
-    rgb = renderer(phi, coord, cell)  # (B, 3, padded.height, padded.width)
+    grid, cell = make_query_grid((H, W), padded, batch=phi.shape[0], device=phi.device, dtype=dtype)
+    rgb = renderer(phi, grid, cell)  # (B, 3, padded.height, padded.width); the grid travels as its axes
     rows, cols = region.relative_to(padded).slices()
     return rgb[:, :, rows, cols]
 
-
-def render_tiled(renderer: nn.Module, phi: torch.Tensor, size: tuple[int, int],
-                 tile: int | tuple[int, int]) -> torch.Tensor:
-    """The full ``(B, 3, H, W)`` image, rendered ``tile`` pixels at a time (each padded by the radius).
-
-    Equal to ``render_region(renderer, phi, size)`` up to float rounding; peak memory is that of one
-    padded tile plus the output.
-    """
-    H, W = check_size(size)
-    out = None
-    for region in iter_tiles((H, W), tile):
-        part = render_region(renderer, phi, (H, W), region)
-        if out is None:
-            out = part.new_empty(part.shape[0], part.shape[1], H, W)
-        rows, cols = region.slices()
-        out[:, :, rows, cols] = part
-    return out

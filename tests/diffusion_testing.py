@@ -1,18 +1,9 @@
-"""Shared helpers of the diffusion tests: tiny backbone configs, weight perturbation, one CPU thread."""
-import pytest
+"""Shared helpers of the diffusion tests: tiny backbone configs and weight perturbation (the tests run
+single-threaded: conftest sets torch's thread count once for the session)."""
 import torch
 
 from infd.models.unet import UNet, UNetConfig
 from infd.models.uvit import UViT, UViTConfig
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run far faster single-threaded, above all on a machine shared with other jobs."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def tiny_unet(**overrides) -> UNet:

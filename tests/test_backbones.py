@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffusion_testing import one_thread, perturbed, tiny_unet, tiny_uvit  # noqa: F401  (autouse fixture)
+from diffusion_testing import perturbed, tiny_unet, tiny_uvit
 from infd.checkpoint import load_model, save_model
 from infd.config import ConfigError, from_dict, to_dict
 from infd.diffusion.config import DiffusionConfig, build_backbone, build_schedule, load_diffusion_config

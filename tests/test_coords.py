@@ -4,8 +4,9 @@ import math
 import pytest
 import torch
 
-from infd.renderers.coords import (FractionalWindow, Region, check_resolution, is_regular_grid, iter_tiles,
-                                   make_axes, make_cell, make_coord, make_query, pixel_centres)
+from infd.renderers.coords import (FractionalWindow, QueryGrid, Region, as_grid, check_resolution, dense_coord,
+                                   is_regular_grid, iter_tiles, make_axes, make_cell, make_coord, make_query,
+                                   make_query_grid, pixel_centres)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 37, 8192])
@@ -171,3 +172,21 @@ def test_bad_windows_are_value_errors(values, message):
 def test_bad_resolutions_are_value_errors(resolution):
     with pytest.raises(ValueError, match="resolution"):
         check_resolution(resolution)
+
+
+def test_query_grid_holds_the_axes_of_make_query():
+    region = Region(3, 5, 4, 7)
+    grid, cell = make_query_grid((40, 30), region, batch=2)
+    coord, expected_cell = make_query((40, 30), region, batch=2)
+    assert grid.shape == (2, 4, 7) and grid.ys.shape == (2, 4) and grid.xs.shape == (2, 7)
+    assert torch.equal(grid.dense(), coord) and torch.equal(cell, expected_cell)
+    assert dense_coord(grid).shape == (2, 4, 7, 2) and dense_coord(coord) is coord
+
+
+def test_as_grid_splits_regular_dense_grids_once_and_leaves_the_rest():
+    grid, _ = make_query_grid((6, 9), batch=2)
+    assert as_grid(grid) is grid
+    split = as_grid(grid.dense())
+    assert isinstance(split, QueryGrid) and torch.equal(split.ys, grid.ys) and torch.equal(split.xs, grid.xs)
+    scattered = torch.rand(2, 6, 9, 2)
+    assert as_grid(scattered) is scattered

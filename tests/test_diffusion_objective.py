@@ -7,7 +7,6 @@ from infd.diffusion.noise import PerSampleRNG
 from infd.diffusion.objective import ObjectiveConfig, diffusion_loss, loss_weight, sample_timesteps
 from infd.diffusion.prediction import model_target, to_x0_eps
 from infd.diffusion.schedules import make_schedule
-from diffusion_testing import one_thread  # noqa: F401  (autouse fixture)
 from infd.models.unet import UNet, UNetConfig
 
 

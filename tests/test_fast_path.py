@@ -1,21 +1,16 @@
-"""CLIF's inference path: each exact rewrite against the plain computation it replaces."""
+"""CLIF's inference path (``FastCLIF``): each exact rewrite against the plain computation it replaces.
+
+Torch runs single-threaded in the tests (conftest); the worker threads are an explicit argument.
+"""
 import pytest
 import torch
 import torch.nn.functional as F
 
-from infd.renderers import CLIF, CLIFConfig, Region, make_query
-from infd.renderers.field_conv import axis_patterns, first_conv_regular
-from infd.renderers.threads import run_chunks
-from infd.renderers.winograd import conv3x3_winograd, winograd_weight
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny work: one torch thread avoids barrier stalls on the 2 shared cores (one test opts out)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from infd.renderers import CLIF, CLIFConfig, Region, make_query, make_query_grid
+from infd.renderers.fast import FastCLIF, uses_winograd
+from infd.renderers.fast.field_conv import axis_patterns, first_conv_regular
+from infd.renderers.fast.threads import run_chunks
+from infd.renderers.fast.winograd import conv3x3_winograd, winograd_weight
 
 
 def direct_conv(x, weight, bias, pre_silu):
@@ -41,28 +36,27 @@ def test_winograd_equals_direct_conv(B, H, W, C, D, pre_silu):
 
 
 def test_winograd_on_threads_equals_single_thread():
-    torch.set_num_threads(2)  # big enough (>= 4M values) for run_chunks to use worker threads
-    x = torch.randn(1, 64, 64, 1024)
+    threads = torch.get_num_threads()
+    x = torch.randn(1, 64, 64, 1024)  # big enough (>= 4M values) for run_chunks to use worker threads
     weight, bias = torch.randn(32, 1024, 3, 3) / 96, torch.randn(32)
-    threaded = conv3x3_winograd(x, winograd_weight(weight), bias, pre_silu=True)
-    torch.set_num_threads(1)
+    threaded = conv3x3_winograd(x, winograd_weight(weight), bias, pre_silu=True, workers=2)
     torch.testing.assert_close(threaded, conv3x3_winograd(x, winograd_weight(weight), bias, pre_silu=True),
                                atol=0, rtol=0)  # same bands, same ops: bitwise equal
-    assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == threads  # the process's thread count is never touched
 
 
-def test_run_chunks_restores_threads_and_propagates_errors():
-    torch.set_num_threads(2)
+def test_run_chunks_on_workers_propagates_errors_and_leaves_threads_alone():
+    threads = torch.get_num_threads()
     seen = []
-    run_chunks(range(6), lambda job, state: seen.append((job, state)), lambda: "scratch", elements=1 << 30)
+    run_chunks(range(6), lambda job, state: seen.append((job, state)), lambda: "scratch", elements=1 << 30,
+               workers=2)
     assert sorted(job for job, _ in seen) == list(range(6)) and {s for _, s in seen} == {"scratch"}
-    assert torch.get_num_threads() == 2
 
     def fail(job, state):
         raise RuntimeError("boom")
     with pytest.raises(RuntimeError, match="boom"):
-        run_chunks(range(3), fail, lambda: None, elements=1 << 30)
-    assert torch.get_num_threads() == 2
+        run_chunks(range(3), fail, lambda: None, elements=1 << 30, workers=2)
+    assert torch.get_num_threads() == threads
 
 
 def test_axis_patterns():
@@ -107,41 +101,52 @@ def test_paper_size_fast_path_equals_plain_path(norm):
     clif = CLIF(CLIFConfig(field_channels=128, hidden=256, norm=norm)).eval()
     phi = torch.randn(1, 128, 6, 5)
     coord, cell = make_query((22, 19))
+    fast = FastCLIF(clif)
+    assert uses_winograd(clif) and fast.winograd is not None
     with torch.no_grad():
-        clif.fast = False
         plain = clif(phi, coord, cell)
-        clif.fast = True
-        fast = clif(phi, coord, cell)
-    assert fast.shape == plain.shape == (1, 3, 22, 19)
-    torch.testing.assert_close(fast, plain, atol=1e-4 * plain.abs().max().item(), rtol=0)
+    out = fast(phi, coord, cell)
+    assert out.shape == plain.shape == (1, 3, 22, 19)
+    torch.testing.assert_close(out, plain, atol=1e-4 * plain.abs().max().item(), rtol=0)
+    grid, _ = make_query_grid((22, 19))
+    assert torch.equal(fast(phi, grid, cell), out)  # axes given, or split from the dense grid: the same
 
 
-def test_cell_per_pixel_constant_takes_fast_path_and_varying_cell_does_not():
+def test_fast_path_takes_one_cell_per_image_and_regular_grids():
     clif = CLIF(CLIFConfig(field_channels=4, hidden=8)).eval()
     phi = torch.randn(1, 4, 3, 3)
     coord, cell = make_query((6, 6))
+    fast = FastCLIF(clif)
+    constant = cell.view(1, 1, 1, 2).expand(1, 6, 6, 2)
     with torch.no_grad():
-        constant = cell.view(1, 1, 1, 2).expand(1, 6, 6, 2)
-        assert clif._fast_inputs(phi, coord, constant) is not None
-        varying = constant.clone()
-        varying[0, 2, 2] *= 2
-        assert clif._fast_inputs(phi, coord, varying) is None
-        clif.fast = False
-        expected = clif(phi, coord, varying)
-        clif.fast = True
-        torch.testing.assert_close(clif(phi, coord, varying), expected, atol=0, rtol=0)
+        torch.testing.assert_close(fast(phi, coord, cell), clif(phi, coord, constant), atol=1e-5, rtol=1e-5)
+    varying = constant.clone()
+    varying[0, 2, 2] *= 2
+    with pytest.raises(ValueError, match="one cell per image"):
+        fast(phi, coord, varying)  # per-pixel cells: the CLIF module renders them
+    with pytest.raises(ValueError, match="regular query grids"):
+        fast(phi, torch.rand(1, 6, 6, 2) * 2 - 1, cell)
 
 
-def test_cached_winograd_weights_follow_weight_updates():
+def test_fast_path_holds_the_weights_it_was_prepared_with():
     clif = CLIF(CLIFConfig(field_channels=4, hidden=32)).eval()
     phi = torch.randn(1, 4, 4, 4)
     coord, cell = make_query((12, 12))
+    before = FastCLIF(clif)(phi, coord, cell)
     with torch.no_grad():
-        before = clif(phi, coord, cell)
         clif.blocks[0].conv1.weight.mul_(2)  # in place, as an optimiser step would
-        clif.fast = False
         expected = clif(phi, coord, cell)
-        clif.fast = True
-        after = clif(phi, coord, cell)
+    after = FastCLIF(clif)(phi, coord, cell)  # prepared again: Winograd weights of the new weights
     assert not torch.allclose(after, before)
     torch.testing.assert_close(after, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_fast_path_leaves_the_thread_count_and_computes_no_gradients():
+    threads = torch.get_num_threads()
+    clif = CLIF(CLIFConfig(field_channels=4, hidden=32))  # train mode, weights require grad
+    phi = torch.randn(1, 4, 8, 8, requires_grad=True)
+    coord, cell = make_query((384, 384))  # 384^2 x 32 values: the banded stages use the workers
+    out = FastCLIF(clif, workers=2)(phi, coord, cell)
+    assert not out.requires_grad and torch.get_num_threads() == threads
+    with torch.no_grad():
+        torch.testing.assert_close(out, clif(phi, coord, cell), atol=1e-5, rtol=1e-5)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from diffusion_testing import one_thread, perturbed, tiny_unet, tiny_uvit  # noqa: F401  (autouse fixture)
+from diffusion_testing import perturbed, tiny_unet, tiny_uvit
 from infd.diffusion.guidance import ClassifierFreeGuidance, drop_condition, drop_labels
 from infd.diffusion.noise import PerSampleRNG
 

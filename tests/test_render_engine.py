@@ -2,12 +2,14 @@
 import pytest
 import torch
 
-from infd.rendering.engine import (TILE_LADDER, bytes_per_pixel, choose_tile, iter_render, plan_tiles, render,
-                                   render_latent)
+from infd.rendering.engine import (TILE_LADDER, bytes_per_pixel, choose_tile, inference_renderer, iter_render,
+                                   plan_tiles, prepare_renderer, render, render_latent)
 from infd.rendering.sinks import TensorSink
 from infd.rendering.formats import SinkError
 from infd.renderers import CLIF, CLIFConfig, LIIF, LIIFConfig
 from infd.renderers.coords import Region, make_query
+from infd.renderers.fast import FastCLIF
+from infd.renderers.reference import ReferenceCLIF
 
 
 def clif(hidden=16, blocks=2):
@@ -144,3 +146,26 @@ def test_render_latent_decodes_once_and_matches_phi_render():
     with torch.no_grad():
         phi = model.decode(z)
     assert_same(out, full_render(model.renderer, phi, (21, 45)))
+
+
+def test_prepare_renderer_picks_the_inference_path_from_renderer_and_dtype():
+    module = clif(hidden=32).train()
+    fast = prepare_renderer(module, "cpu", workers=1)
+    assert isinstance(fast, FastCLIF) and fast.clif is module and not module.training
+    assert fast.winograd is not None and fast.workers == 1  # Winograd kernels made once, here
+    assert prepare_renderer(fast, "cpu") is fast
+    assert prepare_renderer(module, "cpu", torch.bfloat16) is module  # autocast runs the module
+    liif = LIIF(LIIFConfig(field_channels=8, hidden=(16,)))
+    assert prepare_renderer(liif, "cpu") is liif
+    reference = ReferenceCLIF(CLIFConfig(field_channels=8, hidden=32))  # a subclass: other math
+    assert inference_renderer(reference) is reference
+    assert bytes_per_pixel(fast) == bytes_per_pixel(module)
+
+
+def test_render_takes_the_inference_path_and_leaves_the_module_as_it_is():
+    module = clif().train()
+    phi = torch.randn(1, 8, 6, 5)
+    prepared = prepare_renderer(clif(), "cpu")
+    prepared.clif.load_state_dict(module.state_dict())
+    assert torch.equal(render(module, phi, (21, 17), tile=8), render(prepared, phi, (21, 17), tile=8))
+    assert module.training

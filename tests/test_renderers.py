@@ -3,21 +3,22 @@ gather against grid_sample, the irregular path, gradients and bf16 autocast."""
 import pytest
 import torch
 
-from infd.renderers import clif as clif_module, gather as gather_module
+from infd.renderers import clif as clif_module, liif as liif_module
 from infd.renderers import (CLIF, CLIFConfig, ConvHead, ConvHeadConfig, LIIF, LIIFConfig, Region, RendererConfig,
-                       make_query, make_renderer)
+                       iter_tiles, make_query, make_query_grid, make_renderer)
+from infd.renderers.fast import FastCLIF
 from infd.renderers.reference import ReferenceCLIF
-from infd.renderers.region import render_region, render_tiled
+from infd.renderers.region import render_region
+from infd.rendering.engine import render
 
 C = 6
 
 
-def tiny(name: str, channels: int = C, width: int = 32) -> torch.nn.Module:
+def tiny(name: str, channels: int = C, width: int = 32):
     """Small renderers of every kind, in eval mode (none of them has train-time behaviour)."""
-    if name in ("clif", "clif_plain"):
+    if name in ("clif", "clif_fast"):
         renderer = CLIF(CLIFConfig(field_channels=channels, hidden=width)).eval()
-        renderer.fast = name == "clif"  # the inference path (used without grad) or the plain one
-        return renderer
+        return FastCLIF(renderer) if name == "clif_fast" else renderer  # the inference path, or the module
     if name == "clif_layer":
         return CLIF(CLIFConfig(field_channels=channels, hidden=width, norm="layer")).eval()
     if name == "liif":
@@ -25,7 +26,8 @@ def tiny(name: str, channels: int = C, width: int = 32) -> torch.nn.Module:
     return ConvHead(ConvHeadConfig(field_channels=channels)).eval()
 
 
-KINDS = ["clif", "clif_layer", "liif", "conv_head"]
+MODULES = ["clif", "clif_layer", "liif", "conv_head"]  # the renderer modules (differentiable)
+KINDS = MODULES + ["clif_fast"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -54,21 +56,36 @@ def test_make_renderer_from_config():
     assert isinstance(renderer, CLIF) and renderer.config.field_channels == C and renderer.radius == 6
 
 
-@pytest.mark.parametrize("kind", KINDS + ["clif_plain"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("tile", [8, 16, (7, 13)])  # 8 and 16 divide 32x48; (7, 13) does not
 def test_tiled_equals_full(kind, tile):
+    """The engine's padded tiles join into one full-grid call of the renderer (a CLIF module's tiles
+    take the inference path there, so this also holds FastCLIF to the plain math)."""
     renderer = tiny(kind)
     phi = torch.randn(2, C, 9, 11)
     with torch.no_grad():
         full = render_region(renderer, phi, (32, 48))
-        tiled = render_tiled(renderer, phi, (32, 48), tile)
+    tiled = render(renderer, phi, (32, 48), tile=tile)
     torch.testing.assert_close(tiled, full, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kind", MODULES)
+def test_padded_windows_of_a_module_equal_its_full_render(kind):
+    renderer = tiny(kind)  # the module itself, as training and gradient-based callers run it
+    phi = torch.randn(2, C, 9, 11)
+    with torch.no_grad():
+        full = render_region(renderer, phi, (32, 48))
+        for region in iter_tiles((32, 48), (7, 13)):
+            rows, cols = region.slices()
+            torch.testing.assert_close(render_region(renderer, phi, (32, 48), region), full[:, :, rows, cols],
+                                       atol=1e-5, rtol=0)
 
 
 @pytest.mark.slow
 def test_region_of_virtual_8192_image_equals_full_render():
-    # A genuine full 8192^2 render: 5-10 s (load-dependent) and ~2.4 GB peak at this width (measured).
-    renderer = CLIF(CLIFConfig(field_channels=2, hidden=2, num_blocks=1)).eval()
+    # A genuine full 8192^2 render: 5-10 s (load-dependent) and ~2.4 GB peak at this width (measured,
+    # on the inference path).
+    renderer = FastCLIF(CLIF(CLIFConfig(field_channels=2, hidden=2, num_blocks=1)).eval())
     phi = torch.randn(1, 2, 12, 10)
     size = (8192, 8192)
     with torch.no_grad():
@@ -85,7 +102,7 @@ def test_clif_without_norm_equals_grid_sample_reference(fast):
     ours = CLIF(CLIFConfig(field_channels=C, hidden=32)).eval()
     reference = ReferenceCLIF(CLIFConfig(field_channels=C, hidden=32), group_norm=False).eval()
     reference.load_state_dict(ours.state_dict())
-    ours.fast = fast
+    ours = FastCLIF(ours) if fast else ours
     phi = torch.randn(2, C, 7, 5)
     for size, region in [((23, 17), None), ((300, 200), Region(150, 99, 12, 20))]:
         coord, cell = make_query(size, region, batch=2)
@@ -104,21 +121,22 @@ def test_irregular_queries_match_reference():
         torch.testing.assert_close(ours(phi, coord, cell), reference(phi, coord, cell), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_per_point_path_equals_per_axis_path(kind, monkeypatch):
+@pytest.mark.parametrize("kind", MODULES)
+def test_axes_dense_and_per_point_queries_agree(kind, monkeypatch):
     renderer = tiny(kind)
     phi = torch.randn(2, C, 5, 6)
-    coord, cell = make_query((19, 14), batch=2)
+    grid, cell = make_query_grid((19, 14), batch=2)
+    coord = grid.dense()
     with torch.no_grad():
-        regular = renderer(phi, coord, cell)
-        # Hide the grid's regularity: every lookup goes per point and CLIF takes its plain path.
-        monkeypatch.setattr(gather_module, "split_axes", lambda c: None)
-        monkeypatch.setattr(clif_module, "split_axes", lambda c: None)
+        axes = renderer(phi, grid, cell)
+        assert torch.equal(renderer(phi, coord, cell), axes)  # a dense regular grid is split into these axes
+        for module in (clif_module, liif_module):  # hide the grid's regularity: every lookup goes per point
+            monkeypatch.setattr(module, "as_grid", lambda c: c)
         per_point = renderer(phi, coord, cell.view(2, 1, 1, 2).expand(2, 19, 14, 2))
-    torch.testing.assert_close(per_point, regular, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(per_point, axes, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", MODULES)
 def test_gradients_reach_field_and_weights(kind):
     renderer = tiny(kind).train()
     phi = torch.randn(1, C, 5, 5, requires_grad=True)
@@ -129,16 +147,7 @@ def test_gradients_reach_field_and_weights(kind):
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
-def test_clif_uses_plain_path_when_gradients_are_needed():
-    renderer = CLIF(CLIFConfig(field_channels=C, hidden=32))
-    phi = torch.randn(1, C, 4, 4)
-    coord, cell = make_query((8, 8))
-    assert renderer._fast_inputs(phi, coord, cell) is None  # weights require grad
-    with torch.no_grad():
-        assert renderer._fast_inputs(phi, coord, cell) is not None
-
-
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", MODULES)
 def test_bf16_autocast_runs_close_to_fp32(kind):
     renderer = tiny(kind)
     phi = torch.randn(1, C, 6, 6)

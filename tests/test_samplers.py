@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from diffusion_testing import one_thread, perturbed, tiny_unet  # noqa: F401  (autouse fixture)
+from diffusion_testing import perturbed, tiny_unet
 from infd.diffusion.analytic import GaussianMixtureDenoiser
 from infd.diffusion.guidance import ClassifierFreeGuidance
 from infd.diffusion.noise import PerSampleRNG

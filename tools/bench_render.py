@@ -25,10 +25,13 @@ def main(argv=None) -> int:
     parser.add_argument("--bf16-size", type=int, default=128,
                         help="side of the bf16 autocast render (slow on CPUs without bf16 units; 0 skips it)")
     parser.add_argument("--plain", action="store_true", help="also time our plain (training) path")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads, set once at start-up (default: torch's)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="Python threads of the inference path's banded stages (default: torch's threads)")
     args = parser.parse_args(argv)
-    for name in ("size", "field", "channels", "hidden", "repeats"):
-        if getattr(args, name) <= 0:
+    for name in ("size", "field", "channels", "hidden", "repeats", "threads", "workers"):
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
             parser.error(f"--{name} must be positive")
     if args.bf16_size < 0:
         parser.error("--bf16-size must be >= 0")
@@ -37,10 +40,11 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"CLIF {args.channels}x{args.field}^2 field -> {args.size}^2, hidden {args.hidden}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}", flush=True)
+          f"{torch.get_num_threads()} threads, {args.workers or torch.get_num_threads()} workers, "
+          f"torch {torch.__version__}", flush=True)
     results = benchmark_render(size=args.size, field_size=args.field, field_channels=args.channels,
                                hidden=args.hidden, repeats=args.repeats, bf16_size=args.bf16_size,
-                               plain=args.plain, log=lambda line: print(line, flush=True))
+                               plain=args.plain, workers=args.workers, log=lambda line: print(line, flush=True))
     for result in results.values():
         for name in result.seconds:
             print(f"{name}: {result.megapixels_per_second(name):.4f} MP/s")

@@ -102,21 +102,22 @@ def sample_batches(model, seeds: list[int], settings: FIDSettings, options, batc
     index ``seed``. ``on_full(phi, images)`` sees each batch's field and whole images (e.g. to measure
     scale consistency without sampling twice).
     """
-    from ..rendering.engine import render
+    from ..rendering.engine import inference_renderer, render
     from ..rendering.sampling import sample_latents
 
     model = model.to(device).eval()
+    renderer = inference_renderer(model.renderer)  # prepared once for every batch and crop
     for start in tqdm(range(0, len(seeds), batch), desc="FID samples", unit="batch", disable=not progress):
         chunk = seeds[start:start + batch]
         z = sample_latents(model, chunk, options).to(device)
         phi = model.decode(z)
-        full = render(model.renderer, phi, (settings.full_size,) * 2).clamp(-1, 1)
+        full = render(renderer, phi, (settings.full_size,) * 2).clamp(-1, 1)
         if on_full is not None:
             on_full(phi, full)
         out = {FULL: full}
         for R in settings.sizes:
             regions = [patch_region(R, settings.patch, seed, settings.seed) for seed in chunk]
-            out[patch_key(R)] = render_crops(model.renderer, phi, R, regions)
+            out[patch_key(R)] = render_crops(renderer, phi, R, regions)
         yield out
 
 

@@ -44,7 +44,8 @@ class Term:
 
         The box is a region of the virtual image its own grid spans, so it is rendered with the
         renderer's margin (as much of it as the image holds) and cropped: its pixels are those of a
-        render of the whole image at the same pixel size. Differentiable in ``phi``.
+        render of the whole image at the same pixel size. Differentiable in ``phi`` when ``renderer`` is a
+        module (a ``FastCLIF`` from ``inference_renderer`` computes no gradients).
         """
         return render_region(renderer, phi, *Region.from_fractions(self.box, self.resolution))
 

@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from infd.diffusion.sampling import SamplingSpec
+from infd.rendering.engine import inference_renderer
 from infd.rendering.sampling import sample_latents
 
 from .conditions import ConditionTerms
@@ -56,5 +57,5 @@ def solve_guided(model, conditions: ConditionTerms, seeds: list[int], spec: Samp
         bar.close()
     with torch.no_grad():
         phi = model.decode(z)
-        losses = {name: v.detach() for name, v in conditions.losses(model.renderer, phi).items()}
-    return InverseResult(z=z, phi=phi, losses=losses)
+        losses = {name: v.detach() for name, v in conditions.losses(inference_renderer(model.renderer), phi).items()}
+    return InverseResult(z=z.detach(), phi=phi.detach(), losses=losses)

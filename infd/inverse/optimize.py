@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from infd.diffusion.prediction import to_x0_eps
+from infd.rendering.engine import inference_renderer
 
 from .conditions import ConditionTerms
 from .result import InverseResult, format_losses
@@ -149,5 +150,5 @@ def solve_optimize(model, conditions: ConditionTerms, z_init: torch.Tensor,
         bar.set_postfix_str(format_losses(shown))
     with torch.no_grad():
         phi = field(x)
-        losses = {name: v.detach() for name, v in conditions.losses(model.renderer, phi).items()}
+        losses = {name: v.detach() for name, v in conditions.losses(inference_renderer(model.renderer), phi).items()}
     return InverseResult(z=model.to_latent_space(x).detach(), phi=phi.detach(), losses=losses)

@@ -9,6 +9,11 @@ window's, whatever ``H x W`` is: a 1024x1024 window of a 65536x65536 image costs
 Tiles are batched over samples (``phi`` is ``(B, C, h, w)``; every tile is rendered for all ``B`` in
 one renderer call), and the tile side, unless given, is the largest of ``TILE_LADDER`` whose padded
 query grid fits the memory budget (free GPU memory, or available RAM on CPU).
+
+What renders the tiles is chosen once per render, from the renderer and the compute dtype only
+(``inference_renderer``): a ``CLIF`` in fp32 goes through its inference path ``FastCLIF``; autocast
+and every other renderer use the module itself. ``prepare_renderer`` does the same for a caller that
+owns the model and renders many times (device, eval mode, Winograd weights computed once).
 """
 from __future__ import annotations
 
@@ -18,7 +23,9 @@ from typing import Callable, Iterable, Iterator
 import torch
 from torch import nn
 
+from infd.renderers.clif import CLIF
 from infd.renderers.coords import Region, check_size, iter_tiles
+from infd.renderers.fast import FastCLIF
 from infd.renderers.region import render_region
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -26,6 +33,7 @@ TILE_LADDER = (4096, 2048, 1024, 512, 256, 128, 64, 32, 16)  # tile_px candidate
 CPU_BUDGET_CAP = 1 << 30  # bigger tiles do not make a CPU faster, only hungrier
 
 RenderedTile = tuple[Region, torch.Tensor]  # (tile within the window, pixels (B, 3, h, w) in [-1, 1])
+Renderer = nn.Module | FastCLIF  # what ``render_region`` calls: ``(phi, coord, cell) -> rgb``, with ``.radius``
 
 
 def window_of(size: tuple[int, int], region: Region | None = None) -> Region:
@@ -41,13 +49,14 @@ def plan_tiles(size: tuple[int, int], region: Region | None, tile: int | tuple[i
             for t in iter_tiles((window.height, window.width), tile)]
 
 
-def bytes_per_pixel(renderer: nn.Module) -> int:
+def bytes_per_pixel(renderer: Renderer) -> int:
     """A conservative estimate of the renderer's working memory per query pixel (fp32, one sample).
 
     Counts the first layer's input and four maps of the widest layer (activation, residual, two
     temporaries), doubled for allocator slack; layers are the renderer's convs and linears.
     """
-    layers = [m for m in renderer.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    module = renderer.clif if isinstance(renderer, FastCLIF) else renderer
+    layers = [m for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     if not layers:
         return 4 * 1024
     widths = [(m.in_channels, m.out_channels) if isinstance(m, nn.Conv2d) else (m.in_features, m.out_features)
@@ -66,7 +75,7 @@ def free_memory(device: torch.device) -> int:
     return psutil.virtual_memory().available
 
 
-def choose_tile(renderer: nn.Module, device: torch.device, batch: int = 1, budget: int | None = None) -> int:
+def choose_tile(renderer: Renderer, device: torch.device, batch: int = 1, budget: int | None = None) -> int:
     """Largest ``tile_px`` of ``TILE_LADDER`` whose padded ``(tile + 2 radius)^2`` grid fits the budget.
 
     ``budget`` defaults to half the free GPU memory, or a quarter of the available RAM (at most
@@ -92,22 +101,44 @@ def autocast(device: torch.device, dtype: torch.dtype):
     return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
-def prepare_renderer(renderer: nn.Module, device: torch.device) -> nn.Module:
-    """Move ``renderer`` to ``device`` in eval mode (in place); channels_last weights on CUDA."""
-    renderer = renderer.to(device).eval()
-    if torch.device(device).type == "cuda":
-        renderer = renderer.to(memory_format=torch.channels_last)
+def inference_renderer(renderer: Renderer, dtype: torch.dtype = torch.float32,
+                       workers: int | None = None) -> Renderer:
+    """What renders ``renderer``'s tiles at compute ``dtype``; ``renderer`` itself is left as it is.
+
+    A ``CLIF`` in fp32 becomes ``FastCLIF(renderer, workers)`` (same function, less work; ``workers``
+    default: torch's thread count). Under bf16/fp16 autocast, for other renderers (``ReferenceCLIF``
+    and other subclasses change the math) and for a ``FastCLIF`` already made, the renderer is returned.
+    """
+    if type(renderer) is CLIF and dtype == torch.float32:
+        return FastCLIF(renderer, workers)
     return renderer
 
 
-def iter_render(renderer: nn.Module, phi: torch.Tensor, size: tuple[int, int], region: Region | None = None,
+def prepare_renderer(renderer: Renderer, device: torch.device, dtype: torch.dtype = torch.float32,
+                     workers: int | None = None) -> Renderer:
+    """Ready a renderer module for rendering on ``device`` and return what to render with.
+
+    The module moves to ``device`` in eval mode (in place; channels_last weights on CUDA); the result
+    is ``inference_renderer(module, dtype, workers)``, to be reused for every render of that module
+    (re-prepare after changing its weights). A ``FastCLIF`` is returned as it is.
+    """
+    if isinstance(renderer, FastCLIF):
+        return renderer
+    renderer = renderer.to(device).eval()
+    if torch.device(device).type == "cuda":
+        renderer = renderer.to(memory_format=torch.channels_last)
+    return inference_renderer(renderer, dtype, workers)
+
+
+def iter_render(renderer: Renderer, phi: torch.Tensor, size: tuple[int, int], region: Region | None = None,
                 *, tile: int | None = None, dtype: torch.dtype = torch.float32,
                 tiles: Iterable[Region] | None = None,
                 on_tile: Callable[[Region], None] | None = None) -> Iterator[RenderedTile]:
     """Render the window tile by tile, yielding ``(tile relative to the window, pixels (B, 3, h, w))``.
 
     Args:
-        renderer: a local renderer (``.radius``) on ``phi``'s device.
+        renderer: a local renderer (``.radius``) on ``phi``'s device, rendered through
+            ``inference_renderer`` (so a CLIF takes its inference path), or what ``prepare_renderer`` returned.
         phi: field ``(B, C, h, w)``.
         size: the virtual image ``(H, W)``; ``region``: the window of it to render (default all).
         tile: tile side in output pixels (default: ``choose_tile``); ignored when ``tiles`` is given.
@@ -119,6 +150,7 @@ def iter_render(renderer: nn.Module, phi: torch.Tensor, size: tuple[int, int], r
     if tiles is None:
         tile = tile or choose_tile(renderer, phi.device, phi.shape[0])
         tiles = plan_tiles(size, window, tile)
+    renderer = inference_renderer(renderer, dtype)
     with torch.inference_mode(), autocast(phi.device, dtype):
         for t in tiles:
             pixels = render_region(renderer, phi, size, t).float()
@@ -127,7 +159,7 @@ def iter_render(renderer: nn.Module, phi: torch.Tensor, size: tuple[int, int], r
             yield t.relative_to(window), pixels
 
 
-def render(renderer: nn.Module, phi: torch.Tensor, size: tuple[int, int], region: Region | None = None,
+def render(renderer: Renderer, phi: torch.Tensor, size: tuple[int, int], region: Region | None = None,
            *, sink=None, tile: int | None = None, dtype: torch.dtype = torch.float32,
            on_tile: Callable[[Region], None] | None = None):
     """Render the window of the virtual ``size`` image into ``sink`` (default: an in-memory tensor).

@@ -108,7 +108,8 @@ class _Workspace:
 
 def conv3x3_winograd(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor | None = None, *,
                      pre_silu: bool = False, accumulate: torch.Tensor | None = None,
-                     out: torch.Tensor | None = None, workspaces: list | None = None) -> torch.Tensor:
+                     out: torch.Tensor | None = None, workspaces: list | None = None,
+                     workers: int = 1) -> torch.Tensor:
     """``conv3x3(silu(x) if pre_silu else x)`` with zero padding 1, in ``(B, H, W, C)`` layout.
 
     Args:
@@ -118,6 +119,7 @@ def conv3x3_winograd(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor
         accumulate: a ``(B, H, W, D)`` tensor to add the result to in place (a residual), or
         out: a ``(B, H, W, D)`` tensor to write the result to (not overlapping ``x``).
         workspaces: a list to keep scratch buffers in between calls of the same shape.
+        workers: Python threads for the bands (``threads.run_chunks``); the result does not depend on it.
 
     Returns:
         ``(B, H, W, D)``: ``accumulate`` or ``out`` when given, else a new contiguous tensor.
@@ -148,7 +150,7 @@ def conv3x3_winograd(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor
             return ws
 
     run_chunks(bands, lambda band, ws: _band(x, pre_silu, weight_t, bias, out, accumulate is not None, *band, ws),
-               make_workspace, elements=B * H * W * max(C, D))
+               make_workspace, elements=B * H * W * max(C, D), workers=workers)
     return out
 
 

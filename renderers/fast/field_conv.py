@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .gather import cell_centre, nearest_index
+from ..gather import cell_centre, nearest_index
 from .threads import run_chunks
 
 _CHUNK_ELEMENTS = 1 << 23  # output rows per chunk: about this many (pixels x channels) values
@@ -73,7 +73,7 @@ class _Plan:
 
 
 def first_conv_regular(conv: torch.nn.Conv2d, phi: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
-                       cell: torch.Tensor) -> torch.Tensor:
+                       cell: torch.Tensor, workers: int = 1) -> torch.Tensor:
     """``conv(query_features)`` of CLIF on a regular grid, as ``(B, H, W, D)`` (channels-last memory).
 
     Args:
@@ -81,6 +81,7 @@ def first_conv_regular(conv: torch.nn.Conv2d, phi: torch.Tensor, ys: torch.Tenso
         phi: field ``(B, C, h, w)``.
         ys, xs: query centres per axis, ``(B, H)`` and ``(B, W)``.
         cell: one query cell per image ``(B, 2)``.
+        workers: Python threads for the chunks of output rows (``threads.run_chunks``).
     """
     B, C, h, w = phi.shape
     H, W = ys.shape[1], xs.shape[1]
@@ -106,7 +107,7 @@ def first_conv_regular(conv: torch.nn.Conv2d, phi: torch.Tensor, ys: torch.Tenso
     rows_per_chunk = max(1, _CHUNK_ELEMENTS // (W * D))
     jobs = [(b, y0, min(H, y0 + rows_per_chunk)) for b in range(B) for y0 in range(0, H, rows_per_chunk)]
     run_chunks(jobs, lambda job, bufs: _feature_rows(plans[job[0]], taps, job[1], job[2], out[job[0]], bufs),
-               dict, elements=out.numel(), workers=None if phi.device.type == "cpu" else 1)
+               dict, elements=out.numel(), workers=workers)
     for b, (a, bx) in enumerate(borders):
         # Border rows/columns: the geometric taps that fall outside the grid were counted above.
         out[b, :, 0].sub_(a[:, 0])
