@@ -2,12 +2,14 @@
 
 ``OneLineParser`` (errors as one line, exit code 2), the parsers of values several tools take
 (``parse_size``, ``parse_sizes``, ``parse_device``: ``UsageError`` with one line), the sampling options
-(``add_sampler_arguments``) and deprecated option names (``add_deprecated_alias``).
+(``add_sampler_arguments``), deprecated option names (``add_deprecated_alias``) and SIGTERM as
+Ctrl-C (``interrupt_on_sigterm``).
 """
 from __future__ import annotations
 
 import argparse
 import re
+import signal
 import sys
 
 from infd.diffusion.sampling import SAMPLER_NAMES
@@ -28,6 +30,15 @@ class OneLineParser(argparse.ArgumentParser):
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         return 2
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM unwind like Ctrl-C, so a tool's ``except KeyboardInterrupt`` removes its temp files."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 def parse_size(text: str, what: str = "--size") -> tuple[int, int]:

@@ -7,10 +7,9 @@ every invalid request into one line on stderr and exit code 2 (checked before an
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 
-from infd.cli import OneLineParser, add_deprecated_alias, add_sampler_arguments
+from infd.cli import OneLineParser, interrupt_on_sigterm, add_deprecated_alias, add_sampler_arguments
 
 EXAMPLES = """\
 examples:
@@ -52,10 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _stop(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C, so temp files are removed
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -75,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, SinkError) as err:
         return fail(err)
 
-    signal.signal(signal.SIGTERM, _stop)
+    interrupt_on_sigterm()
     from tqdm import tqdm
 
     from infd.checkpoint import CheckpointError
