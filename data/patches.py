@@ -35,7 +35,7 @@ from PIL import Image
 from infd.renderers.coords import Region, make_cell, make_coord
 
 from .decode import DecodeConfig, finish_decode, open_image, oriented_size, request_draft
-from .resize import Box, resize_pil, resize_region
+from .resize import PilBox, resize_pil, resize_region
 
 _FILL = {"black": (0, 0, 0), "white": (255, 255, 255)}
 # Fast path for the encoder input: Pillow box-averages by int(scale / 1.5) before its Lanczos
@@ -110,8 +110,8 @@ def square_box(width: int, height: int, square: str, offset: float = 0.5) -> tup
     return round(frac * (width - n)), round(frac * (height - n)), n
 
 
-def _reduce(img: Image.Image, box: Box, target: int) -> tuple[Image.Image, Box]:
-    """Box-average the pixels under ``box`` by an integer factor while the square keeps at least
+def _reduce(img: Image.Image, box: PilBox, target: int) -> tuple[Image.Image, PilBox]:
+    """PilBox-average the pixels under ``box`` by an integer factor while the square keeps at least
     2 ``target`` pixels a side (fast path); returns the new image and the box mapped into it."""
     factor = int((box[2] - box[0]) // (2 * target))
     if factor < 2:
@@ -129,7 +129,7 @@ def _to_unit(x: torch.Tensor) -> torch.Tensor:
 
 
 def decode_square(img: Image.Image, config: PatchConfig, decode: DecodeConfig, target: int | None,
-                  offset: float = 0.5) -> tuple[Image.Image, Box]:
+                  offset: float = 0.5) -> tuple[Image.Image, PilBox]:
     """Decode an opened image (``open_image``) and return ``(image, box)``: the square as a box
     (fractional after a reduced decode) in the decoded image. On the fast path the image is
     reduced while the square keeps at least ``target`` pixels a side (``None``: full size)."""

@@ -32,7 +32,7 @@ KERNELS = ("lanczos", "bicubic")
 # ``Image.reduce(box=)``. infd's rectangles are ``coords.Region`` (whole pixels (top, left, height, width) of a
 # rendered image) and ``coords.FractionalWindow`` (y0, x0, y1, x1 in fractions of it); the conversions are
 # Region -> (left, top, right, bottom) and FractionalWindow of an H x W source -> (x0 W, y0 H, x1 W, y1 H).
-Box = tuple[float, float, float, float]
+PilBox = tuple[float, float, float, float]
 Fill = tuple[int, int, int]
 
 
@@ -121,7 +121,7 @@ def _read_band(src, y0: int, y1: int, x0: int, x1: int, fill: Fill) -> torch.Ten
 
 
 def resize_region(src, size: tuple[int, int], region: Region | None = None, kernel: str = "lanczos",
-                  box: Box | None = None, fill: Fill = (0, 0, 0)) -> torch.Tensor:
+                  box: PilBox | None = None, fill: Fill = (0, 0, 0)) -> torch.Tensor:
     """Pixels ``region`` of ``box`` (a window of ``src``) resized to ``size = (R_h, R_w)``.
 
     Args:
@@ -163,7 +163,7 @@ def crop_filled(img: Image.Image, box: tuple[int, int, int, int], fill: Fill = (
     return out
 
 
-def resize_pil(img: Image.Image, size: int, box: Box | None = None, kernel: str = "lanczos",
+def resize_pil(img: Image.Image, size: int, box: PilBox | None = None, kernel: str = "lanczos",
                reducing_gap: float | None = None, fill: Fill = (0, 0, 0)) -> torch.Tensor:
     """``box`` of ``img`` resized by Pillow to ``size x size``: ``(C, size, size)`` float 0..255.
 

@@ -40,3 +40,11 @@ def resolve_device(name: str | torch.device, default_index: int | None = None) -
     if index >= torch.cuda.device_count():
         raise DeviceError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
     return torch.device("cuda", index)
+
+
+def device_type(name: str) -> str:
+    """``"cuda"`` or ``"cpu"`` for a ``--device`` value (``auto`` picks CUDA when present), without checking
+    an index: what a launcher needs before it knows its rank's GPU."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cuda" if name.startswith("cuda") else "cpu"

@@ -7,8 +7,8 @@ process with one torch thread, i.e. what one DataLoader worker does. Both runs u
 hence the same scales and crops. The last line is ``patches_per_s_per_worker=<n>`` (fast path).
 
 Example:
-    PYTHONPATH=. python3 tools/bench_data.py --patches 120
-    PYTHONPATH=. python3 tools/bench_data.py --urls 'out/photos-{000000..000003}.tar' --max-size native
+    python3 tools/bench_data.py --patches 120
+    python3 tools/bench_data.py --urls 'out/photos-{000000..000003}.tar' --max-size native
 """
 from __future__ import annotations
 

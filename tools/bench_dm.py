@@ -6,8 +6,8 @@ encoder is the paper's VQ-f4 autoencoder (random weights: only its cost matters)
 so latents are 3 x 64 x 64. The last line is ``cache_speedup=<ratio>`` (median of interleaved pairs).
 
 Examples:
-  PYTHONPATH=. python3 tools/bench_dm.py                       # dm_cpu_unet's backbone, a few minutes on CPU
-  PYTHONPATH=. python3 tools/bench_dm.py --config configs/train/dm_cpu_uvit.yaml --repeats 5
+  python3 tools/bench_dm.py                       # dm_cpu_unet's backbone, a few minutes on CPU
+  python3 tools/bench_dm.py --config configs/train/dm_cpu_uvit.yaml --repeats 5
 """
 from __future__ import annotations
 

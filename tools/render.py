@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     from infd.checkpoint import CheckpointError
     from infd.config import ConfigError
     from infd.rendering.distributed import DistContext, init_distributed
-    from infd.rendering.job import device_type, run_request
+    from infd.devices import device_type
+    from infd.rendering.job import run_request
     from infd.rendering.sampling import has_prior, load_render_model
 
     dist = DistContext()

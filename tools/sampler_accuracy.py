@@ -1,7 +1,7 @@
 """Print how well each sampler reproduces Gaussian data whose exact denoiser is known.
 
 Example:
-    PYTHONPATH=. python3 tools/sampler_accuracy.py --schedule scaled_linear --steps 10 25 50 200 --std 0.8
+    python3 tools/sampler_accuracy.py --schedule scaled_linear --steps 10 25 50 200 --std 0.8
 
 For x0 ~ N(mean, std^2) per scalar, the exact eps-model is ``GaussianMixtureDenoiser``; any gap between
 the sample moments and (mean, std) is the sampler's discretisation error (plus Monte-Carlo noise of

@@ -18,7 +18,7 @@ from PIL import Image
 from infd.data import DataConfig, DecodeConfig, PatchConfig, expand_urls
 from infd.data.decode import IMAGE_EXTENSIONS, open_image
 from infd.data.patches import decode_square, sample_whole
-from infd.data.resize import Box, resize_pil, resize_region
+from infd.data.resize import PilBox, resize_pil, resize_region
 from infd.renderers.coords import Region
 
 
@@ -67,20 +67,20 @@ def load_whole_images(data_config, image_bytes: list[bytes], size: int) -> list[
     return [sample_whole(b, patches, data_config.decode) for b in image_bytes]
 
 
-def decode_photo(data: bytes, data_config) -> tuple[Image.Image, Box]:
+def decode_photo(data: bytes, data_config) -> tuple[Image.Image, PilBox]:
     """Decode a photo once: ``(image, box)``, its centred square as a box of the decoded image."""
     img = open_image(data, data_config.decode.max_pixels)
     return decode_square(img, data_config.patches, data_config.decode, None)
 
 
-def photo_square(photo: bytes | tuple[Image.Image, Box], size: int, data_config) -> torch.Tensor:
+def photo_square(photo: bytes | tuple[Image.Image, PilBox], size: int, data_config) -> torch.Tensor:
     """The photo's (bytes, or ``decode_photo``'s result) centred square resized to ``size x size`` by
     Pillow's Lanczos, as ``data.sample_whole`` makes its ground truth: ``(3, size, size)`` in [-1, 1]."""
     img, box = decode_photo(photo, data_config) if isinstance(photo, bytes) else photo
     return resize_pil(img, size, box, data_config.patches.kernel) / 127.5 - 1.0
 
 
-def photo_crop(photo: bytes | tuple[Image.Image, Box], size: int, region: Region, data_config) -> torch.Tensor:
+def photo_crop(photo: bytes | tuple[Image.Image, PilBox], size: int, region: Region, data_config) -> torch.Tensor:
     """Pixels ``region`` of the photo's square resized to ``size x size``: ``(3, h, w)`` in [-1, 1].
 
     Only the crop is computed (``data.resize.resize_region``: the exact Lanczos resize of the square,

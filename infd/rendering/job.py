@@ -33,13 +33,6 @@ class _NoBar:
         pass
 
 
-def device_type(name: str) -> str:
-    """``"cuda"`` or ``"cpu"`` for a ``--device`` value (``auto`` picks CUDA when present)."""
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return "cuda" if name.startswith("cuda") else "cpu"
-
-
 def resolve_device(name: str, dist: DistContext | None = None) -> torch.device:
     """The ``torch.device`` of a ``--device`` value; plain ``cuda`` means this rank's local GPU."""
     dist = dist or DistContext()
@@ -56,10 +49,10 @@ def run_request(request: RenderRequest, model: nn.Module, dist: DistContext | No
     make_bar = make_bar or (lambda desc, total: _NoBar())
     device = resolve_device(request.device, dist)
     model = model.to(device).eval()
-    prepare_renderer(model.renderer, device)
+    renderer = prepare_renderer(model.renderer, device, DTYPES[request.dtype])  # once for every batch and tile
     if request.also_sizes:
-        return _run_grids(request, model, device, dist, make_bar)
-    return _run_files(request, model, device, dist, make_bar)
+        return _run_grids(request, model, renderer, device, dist, make_bar)
+    return _run_files(request, model, renderer, device, dist, make_bar)
 
 
 def _decode(model: nn.Module, z: torch.Tensor) -> torch.Tensor:
@@ -68,11 +61,11 @@ def _decode(model: nn.Module, z: torch.Tensor) -> torch.Tensor:
         return model.decode(z)
 
 
-def _run_files(request, model, device, dist, make_bar) -> list[Path]:
-    out_size, batch = request.output_size, request.render_batch
+def _run_files(request, model, renderer, device, dist, make_bar) -> list[Path]:
+    batch = request.render_batch
     tile = request.tile or choose_tile(model.renderer, device, batch)
     tile = dist.broadcast_int(tile, 0)  # a tiling every rank shares, so units mean the same everywhere
-    region = Region(*request.region) if request.region else None
+    region = request.region
     tiles = plan_tiles(request.size, region, tile)
     T, world = len(tiles), dist.world_size
     batches = [list(range(i, min(i + batch, len(request.seeds)))) for i in range(0, len(request.seeds), batch)]
@@ -90,7 +83,7 @@ def _run_files(request, model, device, dist, make_bar) -> list[Path]:
             paths = [request.outputs[i] for i in members]
             seeds = [request.seeds[i] for i in members]
             owner = owner_of(b * T, world)
-            job = _BatchJob(request, model, device, tiles=my_tiles, paths=paths, region=region)
+            job = _BatchJob(request, model, renderer, tiles=my_tiles, paths=paths, region=region)
             if not shared:
                 job.render_to_files(sample_latents(model, seeds, request.sampling), sampling_bar, tile_bar)
                 written += paths
@@ -105,14 +98,14 @@ def _run_files(request, model, device, dist, make_bar) -> list[Path]:
 class _BatchJob:
     """One batch of samples: its latents, its field, this rank's tiles of it, and its output files."""
 
-    def __init__(self, request: RenderRequest, model, device, tiles: list[Region], paths: list[Path],
+    def __init__(self, request: RenderRequest, model, renderer, tiles: list[Region], paths: list[Path],
                  region: Region | None):
-        self.request, self.model, self.device = request, model, device
+        self.request, self.model, self.renderer = request, model, renderer
         self.tiles, self.paths, self.region = tiles, paths, region
         self.sink = FileSink(paths, bits=request.bits)
 
     def _render(self, phi, tile_bar):
-        return iter_render(self.model.renderer, phi, self.request.size, self.region, tiles=self.tiles,
+        return iter_render(self.renderer, phi, self.request.size, self.region, tiles=self.tiles,
                            dtype=DTYPES[self.request.dtype], on_tile=lambda _: tile_bar.update(1))
 
     def render_to_files(self, z, sampling_bar, tile_bar) -> None:
@@ -140,7 +133,7 @@ class _BatchJob:
                 shape = torch.zeros(4, dtype=torch.int64)
             shape = dist.broadcast(shape, owner)
             if not is_owner:
-                phi = torch.empty(*shape.tolist(), device=self.device)
+                phi = torch.empty(*shape.tolist(), device=next(self.model.parameters()).device)
             phi = dist.broadcast(phi, owner)  # from here on the stores exist, too
             if self.tiles:
                 stores = stores or [TileStore(store_path(p), size, dtype) for p in self.paths]
@@ -165,7 +158,7 @@ def _stack_bands(parts):
     return parts[0][0], np.concatenate([band for _, band in parts])
 
 
-def _run_grids(request, model, device, dist, make_bar) -> list[Path]:
+def _run_grids(request, model, renderer, device, dist, make_bar) -> list[Path]:
     """``--also-sizes``: each sample rendered at every size, laid side by side in one 8-bit image."""
     sizes = sorted({request.size, *request.also_sizes}, key=lambda s: (s[0] * s[1], s))
     mine = assign(len(request.seeds), dist.rank, dist.world_size)
@@ -181,7 +174,7 @@ def _run_grids(request, model, device, dist, make_bar) -> list[Path]:
             grid = np.full((1, height, width, 3), 255, np.uint8)
             left = 0
             for h, w in sizes:
-                pixels = render(model.renderer, phi, (h, w), tile=tile, dtype=DTYPES[request.dtype],
+                pixels = render(renderer, phi, (h, w), tile=tile, dtype=DTYPES[request.dtype],
                                 on_tile=lambda _: tile_bar.update(1))
                 grid[0, :h, left:left + w] = quantize(pixels, 8)[0]
                 left += w + GRID_GAP

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from infd.cli import UsageError, parse_device, parse_size, parse_sizes
 from infd.diffusion.sampling import SamplingError, SamplingSpec
+from infd.renderers.windows import Region
 
 from .formats import (FORMATS, Format, SinkError, check_capacity, check_memory, check_writable,
                       format_for_path)
@@ -32,7 +33,7 @@ class RenderRequest:
     outputs: list[Path]  # one file per seed
     format: Format
     bits: int = 8
-    region: tuple[int, int, int, int] | None = None  # (top, left, height, width) of the virtual image
+    region: Region | None = None  # the window of the virtual image to render (default: all of it)
     also_sizes: list[tuple[int, int]] = field(default_factory=list)
     tile: int | None = None
     batch: int = 4
@@ -44,7 +45,7 @@ class RenderRequest:
     @property
     def output_size(self) -> tuple[int, int]:
         """``(h, w)`` of each output file (the region's size when a region is given)."""
-        return self.size if self.region is None else self.region[2:]
+        return self.size if self.region is None else (self.region.height, self.region.width)
 
     @property
     def render_batch(self) -> int:
@@ -52,8 +53,8 @@ class RenderRequest:
         return 1 if self.format.name == "tiff" else min(self.batch, len(self.seeds))
 
 
-def parse_region(text: str, size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """``"x,y,w,h"`` (pixels of the virtual image) -> ``(top, left, height, width)``, inside ``size``."""
+def parse_region(text: str, size: tuple[int, int]) -> Region:
+    """``"x,y,w,h"`` (pixels of the virtual image) -> its ``Region``, inside ``size``."""
     parts = text.split(",")
     if len(parts) != 4 or not all(re.fullmatch(r"\s*-?\d+\s*", p) for p in parts):
         raise RequestError(f"--region must be x,y,w,h (four integers), got '{text}'")
@@ -63,7 +64,7 @@ def parse_region(text: str, size: tuple[int, int]) -> tuple[int, int, int, int]:
         raise RequestError(f"--region width and height must be at least 1, got {w}x{h}")
     if x < 0 or y < 0 or x + w > W or y + h > H:
         raise RequestError(f"--region {x},{y},{w},{h} lies outside the {W}x{H} image")
-    return y, x, h, w
+    return Region(top=y, left=x, height=h, width=w)
 
 
 def parse_seeds(text: str, num: int | None) -> list[int]:
