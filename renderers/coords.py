@@ -40,9 +40,23 @@ def pixel_centres(n: int, start: int = 0, count: int | None = None, *, window: t
     same entries of the full axis.
     """
     count = n - start if count is None else count
-    lo, hi = window
     i = torch.arange(start, start + count, device=device, dtype=torch.float64)
-    return ((2 * lo - 1) + (hi - lo) * ((2 * i + 1) / n)).to(dtype)
+    return _centres(i, n, window).to(dtype)
+
+
+def _centres(i: torch.Tensor, n: int, window: tuple[float, float]) -> torch.Tensor:
+    """``c_i`` (float64) of float64 pixel indices ``i`` of the grid cutting ``window`` into ``n``."""
+    lo, hi = window
+    return (2 * lo - 1) + (hi - lo) * ((2 * i + 1) / n)
+
+
+def reflect_index(i: torch.Tensor, n: int) -> torch.Tensor:
+    """Pixel indices mirrored into ``0 .. n - 1`` about the image edges: ``.., 1, 0 | 0, 1, .., n - 1 | n - 1, ..``.
+
+    Symmetric (the edge pixel repeats once), period ``2 n``, so any margin works, even wider than the image.
+    """
+    j = torch.remainder(i, 2 * n)
+    return torch.where(j < n, j, 2 * n - 1 - j)
 
 
 def _grid(size: tuple[int, int], region: Region | None) -> WindowGrid:
@@ -52,18 +66,26 @@ def _grid(size: tuple[int, int], region: Region | None) -> WindowGrid:
     return WindowGrid(FractionalWindow.full(), check_size(size))
 
 
-def make_axes(size: tuple[int, int], region: Region | None = None, *, device=None,
+def make_axes(size: tuple[int, int], region: Region | None = None, *, margin: int = 0, device=None,
               dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-axis pixel centres ``(ys (h,), xs (w,))`` of ``region`` (default: all) of an ``H x W`` image."""
+    """Per-axis pixel centres ``(ys (h,), xs (w,))`` of ``region`` (default: all) of an ``H x W`` image.
+
+    ``margin``: also that many pixels on every side (``(h + 2 margin,)``, ``(w + 2 margin,)``); those
+    beyond the image are its pixels mirrored about the edge (``reflect_index``), so context past the
+    border continues the image instead of being padding.
+    """
     H, W = check_size(size)
     region = Region(0, 0, H, W) if region is None else region.check_inside((H, W))
     grid = _grid((H, W), region)
     (rows, cols), (top, left), window = grid.resolution, grid.origin, grid.window
-    ys = pixel_centres(rows, region.top - top, region.height, window=(window.y0, window.y1), device=device,
-                       dtype=dtype)
-    xs = pixel_centres(cols, region.left - left, region.width, window=(window.x0, window.x1), device=device,
-                       dtype=dtype)
-    return ys, xs
+
+    def axis(start: int, count: int, n_image: int, origin: int, n_grid: int, lo_hi) -> torch.Tensor:
+        virtual = torch.arange(start - margin, start + count + margin, device=device, dtype=torch.int64)
+        i = reflect_index(virtual, n_image) - origin  # pixel of the (window) grid, beyond it in the image
+        return _centres(i.to(torch.float64), n_grid, lo_hi).to(dtype)
+
+    return (axis(region.top, region.height, H, top, rows, (window.y0, window.y1)),
+            axis(region.left, region.width, W, left, cols, (window.x0, window.x1)))
 
 
 def make_coord(size: tuple[int, int], region: Region | None = None, *, device=None,
@@ -104,10 +126,11 @@ class QueryGrid:
         return torch.stack([self.ys[:, :, None].expand(B, H, W), self.xs[:, None, :].expand(B, H, W)], dim=-1)
 
 
-def make_query_grid(size: tuple[int, int], region: Region | None = None, batch: int = 1, *, device=None,
-                    dtype=torch.float32) -> tuple[QueryGrid, torch.Tensor]:
-    """``make_query`` as axes: the ``QueryGrid`` of ``region`` of an ``H x W`` image and ``cell (B, 2)``."""
-    ys, xs = make_axes(size, region, device=device, dtype=dtype)
+def make_query_grid(size: tuple[int, int], region: Region | None = None, batch: int = 1, *, margin: int = 0,
+                    device=None, dtype=torch.float32) -> tuple[QueryGrid, torch.Tensor]:
+    """``make_query`` as axes: the ``QueryGrid`` of ``region`` of an ``H x W`` image (grown by ``margin``
+    pixels of context on every side, mirrored beyond the image: ``make_axes``) and ``cell (B, 2)``."""
+    ys, xs = make_axes(size, region, margin=margin, device=device, dtype=dtype)
     cell = make_cell(size, region, device=device, dtype=dtype)
     return QueryGrid(ys.expand(batch, -1), xs.expand(batch, -1)), cell.expand(batch, 2)
 
