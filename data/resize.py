@@ -51,13 +51,14 @@ def _bicubic(x: np.ndarray) -> np.ndarray:
 _KERNEL_FNS = {"lanczos": (_lanczos3, 3.0), "bicubic": (_bicubic, 2.0)}
 
 
-def axis_weights(length: float, n_out: int, kernel: str = "lanczos",
-                 start: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+def axis_weights(length: float, n_out: int, kernel: str = "lanczos", start: float = 0.0,
+                 outputs: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Filter taps of every output of an axis resizing the interval ``[start, start + length)``.
 
-    Returns ``index (n_out, K)`` int64 input pixels (inside ``[floor(start), ceil(start + length))``)
-    and ``weight (n_out, K)`` float32 summing to 1 per row (padding taps have weight 0). Windows
-    slice these rows, so a crop uses exactly the numbers of the full resize.
+    Returns ``index (n, K)`` int64 input pixels (inside ``[floor(start), ceil(start + length))``)
+    and ``weight (n, K)`` float32 summing to 1 per row (padding taps have weight 0), for all
+    ``n = n_out`` outputs or the ``outputs = (first, count)`` of them. Each row depends only on its
+    output's index, so a window uses exactly the numbers of the full resize.
     """
     if kernel not in _KERNEL_FNS:
         raise ValueError(f"unknown resize kernel {kernel!r} (choose from {', '.join(KERNELS)})")
@@ -69,7 +70,8 @@ def axis_weights(length: float, n_out: int, kernel: str = "lanczos",
     support = radius * stretch
     taps = 2 * math.ceil(support) + 1
     lo, hi = math.floor(start), math.ceil(start + length)
-    centre = start + (np.arange(n_out, dtype=np.float64) + 0.5) * scale
+    first_out, count = (0, n_out) if outputs is None else outputs
+    centre = start + (np.arange(first_out, first_out + count, dtype=np.float64) + 0.5) * scale
     first = np.maximum(np.floor(centre - support + 0.5), lo)
     last = np.minimum(np.floor(centre + support + 0.5), hi)
     index = first[:, None] + np.arange(taps, dtype=np.float64)  # (n_out, K)

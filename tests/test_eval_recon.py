@@ -17,8 +17,8 @@ from infd.data.shards import ShardWriter
 from infd.eval.photos import eval_data_config, first_images, load_photos, load_whole_images, photo_square
 from infd.eval.recon import evaluate_autoencoder, reconstruction_grid, render_full
 from infd.eval.report import format_table
-from infd.renderers.coords import make_query
 from infd.rendering.sinks import quantize
+from render_testing import full_render
 
 S = 32  # configs/ae/tiny.yaml
 PHOTOS = [png_bytes(photo(1, (72, 56))), png_bytes(photo(2, (60, 60)))]
@@ -74,7 +74,7 @@ def test_render_full_equals_a_full_render_on_the_fields_device():
     model = tiny_autoencoder()
     with torch.no_grad():
         phi = model.decode(model.encode(torch.rand(2, 3, S, S) * 2 - 1))
-        full = model.render(phi, *make_query((45, 45), batch=2)).clamp(-1, 1)
+        full = full_render(model.renderer, phi, (45, 45)).clamp(-1, 1)
     out = render_full(model, phi, 45)
     assert out.device == phi.device and out.shape == (2, 3, 45, 45)
     torch.testing.assert_close(out, full, rtol=0, atol=1e-5)
@@ -91,8 +91,8 @@ def test_reconstruction_metrics_against_an_independent_computation():
     inp, gt = torch.stack([x["inp"] for x in samples]), torch.stack([x["gt"] for x in samples])
     with torch.no_grad():
         phi = model.decode(model.encode(inp))
-        rec = model.render(phi, *make_query((64, 64), batch=2)).clamp(-1, 1)
-        twice = model.render(phi, *make_query((128, 128), batch=2)).clamp(-1, 1)
+        rec = full_render(model.renderer, phi, (64, 64)).clamp(-1, 1)
+        twice = full_render(model.renderer, phi, (128, 128)).clamp(-1, 1)
     up = F.interpolate(inp, size=(64, 64), mode="bicubic", align_corners=False).clamp(-1, 1)
 
     def mean_psnr(a, b):

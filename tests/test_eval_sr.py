@@ -14,7 +14,7 @@ from infd.eval.photos import eval_data_config
 from infd.eval.sr import check_same_input_size, evaluate_sr, sr_pair, sr_size, super_resolve
 from infd.losses import LPIPS
 from infd.models.autoencoder import NeuralFieldAutoencoder
-from infd.renderers.coords import make_query
+from render_testing import full_render
 
 S = 32  # configs/ae/tiny.yaml
 PHOTOS = [png_bytes(photo(1, (72, 56))), png_bytes(photo(2, (60, 60)))]  # even margins: no rounding in the crop
@@ -78,7 +78,7 @@ def test_super_resolve_equals_a_full_render():
     assert out.shape == (2, 3, 86, 86)
     with torch.no_grad():
         phi = model.decode(model.encode(inp))
-        full = model.render(phi, *make_query((86, 86), batch=2)).clamp(-1, 1)
+        full = full_render(model.renderer, phi, (86, 86)).clamp(-1, 1)
     torch.testing.assert_close(out, full, rtol=0, atol=1e-5)
 
 

@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from render_testing import full_render
 from infd.rendering.engine import (TILE_LADDER, bytes_per_pixel, choose_tile, inference_renderer, iter_render,
                                    plan_tiles, prepare_renderer, render, render_latent)
 from infd.rendering.sinks import TensorSink
@@ -15,12 +16,6 @@ from infd.renderers.reference import ReferenceCLIF
 def clif(hidden=16, blocks=2):
     return CLIF(CLIFConfig(field_channels=8, hidden=hidden, num_blocks=blocks)).eval()
 
-
-def full_render(renderer, phi, size):
-    """The reference: one renderer call on the whole query grid, no tiling code involved."""
-    coord, cell = make_query(size, batch=phi.shape[0])
-    with torch.no_grad():
-        return renderer(phi, coord, cell)
 
 
 def assert_same(a, b):

@@ -79,3 +79,13 @@ def test_resumed_batches_replay_or_reseed():
     reseeded = next(batches(exact_resume=False, step=3, samples_seen=6))["i"]
     assert torch.equal(reseeded, next(batches(seed=8, exact_resume=False, step=0, samples_seen=0))["i"])  # seed + step
     assert not torch.equal(reseeded, first[3])
+
+
+def test_stage_1_records_the_magnification_its_patches_reach():
+    from infd.config import from_dict
+    from infd.training.ae_loop import AETrainConfig
+
+    base = {"model": {"input_size": 128}, "data": {"patches": {"encoder_size": 128, "max_size": 512}}}
+    assert from_dict(AETrainConfig, base).model.max_magnification == 4.0
+    explicit = {**base, "model": {"input_size": 128, "max_magnification": 2.0}}
+    assert from_dict(AETrainConfig, explicit).model.max_magnification == 2.0

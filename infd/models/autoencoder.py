@@ -21,6 +21,11 @@ from .blocks import AttnBlock, Downsample, MidBlock, ResnetBlock, Upsample, grou
 from .bottleneck import DiagonalGaussian, VectorQuantizer
 
 
+# Output side / field side that training patches reach in the paper's setting (GT up to 1024 for a
+# 256 field) and in configs/train/ae_cpu.yaml (512 for 128): the default for checkpoints without a record.
+DEFAULT_MAX_MAGNIFICATION = 4.0
+
+
 @dataclass
 class AutoencoderConfig:
     input_size: int = 256  # the encoder's fixed (square) input size
@@ -38,6 +43,10 @@ class AutoencoderConfig:
     beta: float = 0.25  # VQ commitment weight
     field_channels: int = 128  # width of phi; a 3x3 conv is added if it differs from channels * mult[0]
     renderer: RendererConfig = field(default_factory=RendererConfig)
+    # Largest output side / field side the renderer renders natively; beyond it the rendering engine
+    # renders at this magnification and resamples (infd.rendering.magnify). Training fills it in from the
+    # data (max_size / field side); None (checkpoints from before it existed): DEFAULT_MAX_MAGNIFICATION.
+    max_magnification: float | None = None
 
     def __post_init__(self):
         factor = 2 ** (len(self.channel_mult) - 1)
@@ -45,6 +54,8 @@ class AutoencoderConfig:
             raise ValueError("channel_mult must not be empty")
         if self.input_size % factor:
             raise ValueError(f"input_size {self.input_size} is not divisible by the downsampling factor {factor}")
+        if self.max_magnification is not None and not self.max_magnification >= 1:
+            raise ValueError(f"max_magnification must be >= 1 (output side / field side), got {self.max_magnification}")
 
     @property
     def factor(self) -> int:
@@ -154,6 +165,8 @@ class NeuralFieldAutoencoder(nn.Module):
         self.post_quant_conv = nn.Conv2d(c.z_channels, c.z_channels, 1)
         self.decoder = FieldDecoder(c)
         self.renderer = make_renderer(c.renderer, c.field_channels)
+        # Read by the rendering engine (like ``radius``): where native rendering stops.
+        self.renderer.max_magnification = c.max_magnification or DEFAULT_MAX_MAGNIFICATION
 
     def prepare_input(self, img: torch.Tensor) -> torch.Tensor:
         """Resize a square ``(B, 3, H, W)`` image to the encoder's input size (antialiased bicubic)."""

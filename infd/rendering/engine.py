@@ -2,9 +2,11 @@
 
 A render is a window ``region`` (default: all of it) of a virtual ``H x W`` image. The window is cut
 into tiles (``renderers.coords.iter_tiles``, row-major); each tile goes through
-``renderers.region.render_region``, which pads it by ``renderer.radius`` (clipped at the image
-border), renders and crops, so the tiles join into exactly the full render. The cost is the
-window's, whatever ``H x W`` is: a 1024x1024 window of a 65536x65536 image costs a 1024x1024 render.
+``magnify.render_window``: ``renderers.region.render_region`` pads it by ``renderer.radius`` (mirrored
+queries past the image border), renders and crops, so the tiles join into exactly the full render;
+past the renderer's ``max_magnification`` the tile is resampled bicubically from the native-size
+render of the pixels it needs. The cost is the window's, whatever ``H x W`` is: a 1024x1024 window of
+a 65536x65536 image costs at most a 1024x1024 render.
 
 Tiles are batched over samples (``phi`` is ``(B, C, h, w)``; every tile is rendered for all ``B`` in
 one renderer call), and the tile side, unless given, is the largest of ``TILE_LADDER`` whose padded
@@ -26,7 +28,7 @@ from torch import nn
 from infd.renderers.clif import CLIF
 from infd.renderers.coords import Region, check_size, iter_tiles
 from infd.renderers.fast import FastCLIF
-from infd.renderers.region import render_region
+from .magnify import render_window
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 TILE_LADDER = (4096, 2048, 1024, 512, 256, 128, 64, 32, 16)  # tile_px candidates, largest first
@@ -153,7 +155,7 @@ def iter_render(renderer: Renderer, phi: torch.Tensor, size: tuple[int, int], re
     renderer = inference_renderer(renderer, dtype)
     with torch.inference_mode(), autocast(phi.device, dtype):
         for t in tiles:
-            pixels = render_region(renderer, phi, size, t).float()
+            pixels = render_window(renderer, phi, size, t).float()
             if on_tile is not None:
                 on_tile(t)
             yield t.relative_to(window), pixels

@@ -54,6 +54,10 @@ class AETrainConfig:
 
     def __post_init__(self):
         check_loop_config(self)
+        if self.model.max_magnification is None and self.data.patches.max_size:
+            # The checkpoint records the largest output / field side the patches reach (the renderer's
+            # native range); the field has the encoder input's side.
+            self.model.max_magnification = max(1.0, self.data.patches.max_size / self.model.input_size)
         if self.image_every < 0 or self.num_val_images < 0 or not all(s > 0 for s in self.val_sizes):
             raise ValueError("image_every and num_val_images must be >= 0 and val_sizes positive")
 

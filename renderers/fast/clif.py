@@ -46,6 +46,7 @@ class FastCLIF:
     def __init__(self, clif: CLIF, workers: int | None = None):
         self.clif = clif
         self.radius = clif.radius
+        self.max_magnification = getattr(clif, "max_magnification", None)  # read by the engine
         on_cpu = clif.conv_in.weight.device.type == "cpu"
         self.workers = (workers or torch.get_num_threads()) if on_cpu else 1
         # (conv1, conv2) of each block as Winograd's (36, C, D) kernels, or None for the library conv.
