@@ -62,6 +62,10 @@ class PatchConfig:
     fast_decode: reduced JPEG decode / box pre-reduction before the exact resize (see module doc).
     kernel: "lanczos" or "bicubic" (both antialiased).
     whole_size: whole-image mode only: side of ``gt`` (None = native square).
+    context: query pixels of real context on every side of the crop (mirrored past the r x r image, as
+        the rendering engine pads): ``coord`` covers ``(P + 2 context)^2`` queries, ``gt`` stays P x P and
+        the loss sees the centre. Stage 1 sets it to the renderer's radius when None, so a patch is
+        rendered as the same pixels of a full render are.
     """
 
     encoder_size: int = 256
@@ -75,8 +79,11 @@ class PatchConfig:
     fast_decode: bool = True
     kernel: Literal["lanczos", "bicubic"] = "lanczos"
     whole_size: int | None = None
+    context: int | None = None
 
     def __post_init__(self):
+        if self.context is not None and self.context < 0:
+            raise ValueError(f"context must be >= 0, got {self.context}")
         for name in ("encoder_size", "patch_size", "max_size", "whole_size"):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -159,7 +166,8 @@ def _open_checked(data: bytes, config: PatchConfig, decode: DecodeConfig) -> tup
 def sample_patch(data: bytes, config: PatchConfig, decode: DecodeConfig, rng: random.Random) -> dict:
     """One multiscale training sample from encoded bytes.
 
-    Returns ``inp (3, S, S)`` and ``gt (3, P, P)`` float32 in [-1, 1], ``coord (P, P, 2)``
+    Returns ``inp (3, S, S)`` and ``gt (3, P, P)`` float32 in [-1, 1], ``coord (P + 2c, P + 2c, 2)``
+    (``c = context``)
     float32 (y, x), ``cell (2,)`` float32 = (2/r, 2/r), ``size`` (r, int) and ``crop``
     ``(2,)`` int64 = (top, left) of the crop in the r x r image. Raises ``DecodeError`` or
     ``SkipSample``.
@@ -182,7 +190,7 @@ def sample_patch(data: bytes, config: PatchConfig, decode: DecodeConfig, rng: ra
     return {
         "inp": _to_unit(inp.contiguous()),
         "gt": _to_unit(gt.contiguous()),
-        "coord": make_coord((r, r), Region(top, left, P, P)),
+        "coord": make_coord((r, r), Region(top, left, P, P), margin=config.context or 0),
         "cell": make_cell((r, r)),
         "size": r,
         "crop": torch.tensor([top, left], dtype=torch.int64),

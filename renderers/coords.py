@@ -88,10 +88,11 @@ def make_axes(size: tuple[int, int], region: Region | None = None, *, margin: in
             axis(region.left, region.width, W, left, cols, (window.x0, window.x1)))
 
 
-def make_coord(size: tuple[int, int], region: Region | None = None, *, device=None,
+def make_coord(size: tuple[int, int], region: Region | None = None, *, margin: int = 0, device=None,
                dtype=torch.float32) -> torch.Tensor:
-    """Pixel-centre grid ``(h, w, 2)`` in ``(y, x)`` order of ``region`` of an ``H x W`` image."""
-    ys, xs = make_axes(size, region, device=device, dtype=dtype)
+    """Pixel-centre grid ``(h + 2 margin, w + 2 margin, 2)`` in ``(y, x)`` order of ``region`` of an
+    ``H x W`` image with ``margin`` pixels of context (mirrored past the image: ``make_axes``)."""
+    ys, xs = make_axes(size, region, margin=margin, device=device, dtype=dtype)
     return torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1)
 
 

@@ -182,3 +182,19 @@ def test_config_validation():
         from_dict(PatchConfig, {"max_size": 100})
     with pytest.raises(ConfigError, match="scale_dist"):
         from_dict(PatchConfig, {"scale_dist": "gaussian"})
+
+
+def test_context_widens_the_query_grid_around_the_same_patch():
+    data = encode(texture(70, 96))
+    plain, wide = (PatchConfig(encoder_size=24, patch_size=16, max_size=None, fast_decode=False, context=c)
+                   for c in (None, 6))
+    a, b = (sample_patch(data, config, DECODE, random.Random(3)) for config in (plain, wide))
+    assert torch.equal(a["gt"], b["gt"]) and b["coord"].shape == (28, 28, 2)
+    assert torch.equal(b["coord"][6:-6, 6:-6], a["coord"])  # the patch's own queries are unchanged
+    r, (top, left) = b["size"], b["crop"].tolist()
+    ys = b["coord"][:, 0, 0]
+    for k, row in enumerate(range(top - 6, top + 22)):  # context rows past the image edge mirror inside ones
+        mirrored = -1 - row if row < 0 else (2 * r - 1 - row if row >= r else row)
+        assert ys[k].item() == pytest.approx(-1 + (2 * mirrored + 1) / r, abs=1e-6)
+    with pytest.raises(ValueError, match="context"):
+        PatchConfig(context=-1)

@@ -19,7 +19,7 @@ from infd.data import make_loader
 from infd.data.shards import write_shards
 from infd.config import from_dict
 from infd.models.autoencoder import NeuralFieldAutoencoder
-from infd.training.ae_loop import AETrainConfig, train_autoencoder
+from infd.training.ae_loop import AETrainConfig, crop_context, train_autoencoder
 from infd.training.run_dir import read_log
 from infd.training.state import latest_state, load_state
 
@@ -68,7 +68,8 @@ def tiny_config(shards, run_dir, **overrides) -> dict:
 def _fixed_batch_l1(model, batch) -> float:
     with torch.no_grad():
         phi = model.decode(model.encode(batch["inp"]))
-        return (model.render(phi, batch["coord"], batch["cell"]) - batch["gt"]).abs().mean().item()
+        rgb = crop_context(model.render(phi, batch["coord"], batch["cell"]), batch["gt"].shape[-2:])
+        return (rgb - batch["gt"]).abs().mean().item()
 
 
 def test_tiny_run_learns_and_writes_run_dir(shards, tmp_path):

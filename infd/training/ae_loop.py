@@ -13,6 +13,7 @@ from typing import Literal
 import torch
 
 from infd.data import DataConfig, make_loader
+from infd.renderers import make_renderer
 
 from ..eval.photos import first_images
 from ..eval.recon import reconstruction_grid
@@ -58,8 +59,16 @@ class AETrainConfig:
             # The checkpoint records the largest output / field side the patches reach (the renderer's
             # native range); the field has the encoder input's side.
             self.model.max_magnification = max(1.0, self.data.patches.max_size / self.model.input_size)
+        if self.data.patches.context is None:  # render every patch with the margin a full render gives it
+            self.data.patches.context = int(make_renderer(self.model.renderer, self.model.field_channels).radius)
         if self.image_every < 0 or self.num_val_images < 0 or not all(s > 0 for s in self.val_sizes):
             raise ValueError("image_every and num_val_images must be >= 0 and val_sizes positive")
+
+
+def crop_context(rgb: torch.Tensor, patch: tuple[int, int]) -> torch.Tensor:
+    """The centre ``(B, 3, P, P)`` of a render ``(B, 3, P + 2c, P + 2c)`` of a patch with its context."""
+    c = (rgb.shape[-2] - patch[0]) // 2
+    return rgb[:, :, c:c + patch[0], c:c + patch[1]]
 
 
 def average_gradients(module: torch.nn.Module, acc):
@@ -103,6 +112,7 @@ def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool
 
             with acc.autocast():
                 rgb, reg = model(inp, coord, cell)
+                rgb = crop_context(rgb, gt.shape[-2:])  # the loss sees the patch, not its context
                 g_loss, logs = loss_fn.generator_loss(gt, rgb, reg, unwrapped.renderer.last_layer, run.step)
             ok, _ = run.update(g_loss, model, opt_g, ema)
             if ok and loss_fn.gan_active(run.step):
