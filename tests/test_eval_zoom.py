@@ -1,4 +1,6 @@
 """infd.eval.zoom (cell-border ratio, frame rings) on stand-in renderers, and tools/bench_zoom.py end to end."""
+import importlib.util
+import json
 import math
 import os
 import sys
@@ -6,12 +8,13 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
-from eval_testing import ROOT, tiny_autoencoder
+from eval_testing import ROOT, tiny_autoencoder, tiny_bundle, write_photo_shards
 from process_testing import run_group
 from torch import nn
 
 from infd.checkpoint import save_model
 from infd.eval import zoom
+from infd.eval.report import format_markdown
 from infd.renderers.coords import Region, dense_coord, make_axes, pixel_centres
 from infd.renderers.gather import nearest_index, nearest_lookup
 
@@ -97,8 +100,10 @@ def test_frame_rings():
     framed[..., :4, :] = framed[..., -4:, :] = framed[..., :, :4] = framed[..., :, -4:] = -1  # a dark frame
     d01, d12 = zoom.frame_rings(framed)
     assert d01 > 5 * d12
+    smallest = ramp[..., :49, :49] + ramp[..., :49, :49].transpose(-1, -2)  # ring 2's sides are one row deep
+    assert all(v > 0 and math.isfinite(v) for v in zoom.frame_rings(smallest))
     with pytest.raises(ValueError, match="3 rings"):
-        zoom.frame_rings(ramp[..., :40, :], ring_px=8)
+        zoom.frame_rings(ramp[..., :48, :], ring_px=8)
 
 
 def run(*args, cwd):
@@ -108,21 +113,21 @@ def run(*args, cwd):
 def test_the_tool_end_to_end_on_a_tiny_checkpoint(tmp_path):
     path = save_model(tiny_autoencoder(), tmp_path / "tiny.safetensors")
     result = run("--checkpoint", path, "--magnifications", 1, 2, 4, "--window", 48, "--frame-samples", 2,
-                 "--frame-sizes", 48, 64, "--threads", 1, "--device", "cpu", cwd=tmp_path)
+                 "--frame-sizes", 49, 64, "--threads", 1, "--device", "cpu", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "N(0, I) latents" in out and "field 32x32x32" in out and "cost_vs_full_1024=" in out
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
     assert [rows[f"{m}x"][1:3] for m in (1, 2, 4)] == [["32x32", "32x32"], ["64x64", "48x48"], ["128x128", "48x48"]]
     assert rows["1x"][3:6] == ["n/a"] * 3 and float(rows["4x"][5]) > 0
-    assert rows["48"][3] in ("yes", "no") and rows["64"][3] in ("yes", "no")
+    assert rows["49"][3] in ("yes", "no") and rows["64"][3] in ("yes", "no")
 
 
 @pytest.mark.parametrize("args, message", [
     (["--window", "0"], "--window must be at least 1"),
     (["--magnifications", "0", "2"], "--magnifications must be at least 1"),
     (["--magnifications", "x"], "invalid int value"),
-    (["--frame-sizes", "32"], "holds no 3 rings of 8 px"),
+    (["--frame-sizes", "48"], "holds no 3 rings of 8 px"),
     (["--sampler", "euler"], "choose from"),
     (["--device", "gpu"], "--device must be"),
     (["--checkpoint", "missing.safetensors"], "checkpoint not found"),
@@ -132,3 +137,41 @@ def test_bad_arguments_are_one_line_and_exit_code_2(tmp_path, args, message):
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
     assert lines[0].startswith("bench_zoom.py: error:") and "Traceback" not in result.stderr
+
+
+def load_eval_tool():
+    spec = importlib.util.spec_from_file_location("eval_tool", ROOT / "tools" / "eval.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def test_eval_writes_the_zoom_ratio_and_the_frame_figures(tmp_path, capsys):
+    data = write_photo_shards(tmp_path, "val", [100])[0]
+    bundle = save_model(tiny_bundle(), tmp_path / "bundle.safetensors")
+    out = tmp_path / "out"
+    code = load_eval_tool().main(["--checkpoint", str(bundle), "--data", data, "--sizes", "32", "--scales", "2",
+                                  "--no-lpips", "--num-photos", "1", "--steps", "2", "--zoom", "1", "2", "--frame",
+                                  "--frame-samples", "2", "--frame-sizes", "56", "--out", str(out), "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    results = json.loads((out / "results.json").read_text())
+    ratio, frame = results["zoom"]["ratio"], results["zoom"]["frame"]
+    assert list(ratio) == ["1", "2"] and ratio["1"]["mean"] is None and ratio["2"]["mean"] > 0  # nan -> null at 1x
+    assert ratio["2"]["size"] == [64, 64] and ratio["2"]["window"] == [64, 64]
+    assert list(frame) == ["56"] and frame["56"]["no_frame"] == (frame["56"]["d01"] <= frame["56"]["d12"])
+    assert results["zoom"]["steps"] == 2 and results["zoom"]["frame_samples"] == 2
+    markdown = (out / "results.md").read_text()
+    assert "## Continuity at every magnification and the frame" in markdown
+    assert "| 1x | 32x32 | 32x32 | n/a |" in markdown
+    assert format_markdown(results) + "\n" == markdown  # the report renders again from results.json
+
+
+@pytest.mark.parametrize("args, message", [(["--zoom", "0"], "--zoom magnifications must be at least 1"),
+                                           (["--frame", "--frame-sizes", "48"], "--frame needs")])
+def test_eval_zoom_options_are_checked(tmp_path, capsys, args, message):
+    data = write_photo_shards(tmp_path, "val", [100])[0]
+    ae = save_model(tiny_autoencoder(), tmp_path / "ae.safetensors")
+    code = load_eval_tool().main(["--checkpoint", str(ae), "--data", data, "--no-lpips", *args,
+                                  "--out", str(tmp_path / "out")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and message in lines[0] and not (tmp_path / "out").exists()

@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=20, help="sampler steps (bundles; default 20, the quick protocol)")
     add_sampler_arguments(p)
     p.add_argument("--frame-samples", type=int, default=16, help="samples for the frame figures (0 skips; default 16)")
-    p.add_argument("--frame-sizes", type=int, nargs="+", default=[256, 1024], help="frame render sizes (default 256 1024)")
+    p.add_argument("--frame-sizes", type=int, nargs="+", default=[256, 1024],
+                   help="frame render sizes (default 256 1024)")
     p.add_argument("--ring", type=int, default=8, help="ring width in pixels (default 8)")
     p.add_argument("--batch", type=int, default=4, help="frame samples rendered together (default 4)")
     p.add_argument("--repeats", type=int, default=1, help="time each window this many times, keep the fastest")
@@ -56,9 +57,10 @@ def check_args(args) -> None:
         raise ValueError(f"--magnifications must be at least 1, got {args.magnifications}")
     if args.frame_samples < 0:
         raise ValueError(f"--frame-samples must be >= 0, got {args.frame_samples}")
-    small = [s for s in args.frame_sizes if s < 6 * args.ring]
+    small = [s for s in args.frame_sizes if s <= 6 * args.ring]
     if args.frame_samples and small:
-        raise ValueError(f"--frame-sizes {small[0]} holds no 3 rings of {args.ring} px (need {6 * args.ring})")
+        raise ValueError(f"--frame-sizes {small[0]} holds no 3 rings of {args.ring} px "
+                         f"(need more than {6 * args.ring})")
     parse_device(args.device)
 
 

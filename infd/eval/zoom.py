@@ -173,8 +173,9 @@ def _side_means(rgb: torch.Tensor, k: int, r: int) -> torch.Tensor:
 def frame_rings(rgb: torch.Tensor, ring_px: int = 8) -> tuple[float, float]:
     """``(d01, d12)`` of images ``rgb (B, 3, H, W)`` (module doc): ring 0 vs 1, ring 1 vs 2, ``ring_px`` wide."""
     H, W = rgb.shape[-2:]
-    if ring_px < 1 or min(H, W) < 2 * RINGS * ring_px:
-        raise ValueError(f"{H}x{W} images have no {RINGS} rings of {ring_px} px (need {2 * RINGS * ring_px} px a side)")
+    if ring_px < 1 or min(H, W) <= 2 * RINGS * ring_px:  # ring 2 needs rows between its top and bottom sides
+        raise ValueError(f"{H}x{W} images have no {RINGS} rings of {ring_px} px (need more than "
+                         f"{2 * RINGS * ring_px} px a side)")
     means = [_side_means(rgb.double(), k, ring_px) for k in range(RINGS)]  # (B, 4, 3) each
     return (means[0] - means[1]).abs().mean().item(), (means[1] - means[2]).abs().mean().item()
 
@@ -197,3 +198,23 @@ def frame_figures(model, seeds: list[int], sizes, spec: SamplingSpec = QUICK_SAM
             sums[s][0] += d01 * len(chunk)
             sums[s][1] += d12 * len(chunk)
     return {s: (d01 / len(seeds), d12 / len(seeds)) for s, (d01, d12) in sums.items()}
+
+
+def zoom_results(model, magnifications, frame_sizes, frame_samples: int, seed: int = 0,
+                 spec: SamplingSpec = QUICK_SAMPLING, *, window_px: int = 1024, batch: int = 4) -> dict:
+    """The zoom ratios (one sample, seed ``seed``) and frame figures (``frame_samples`` seeds from ``seed``;
+    none when 0) as the JSON-ready dict of ``infd.eval.run.evaluate``'s ``"zoom"`` entry."""
+    results = {"seed": seed, "sampler": spec.sampler, "steps": spec.steps, "window": window_px, "ratio": {},
+               "frame": {}, "frame_samples": frame_samples}
+    if magnifications:
+        z = sample_latents(model, [seed], spec)
+        for row in zoom_windows(model, z, magnifications, window_px):
+            results["ratio"][str(row.magnification)] = {
+                "size": list(row.size), "window": [row.window.height, row.window.width],
+                "horizontal": row.ratio.horizontal, "vertical": row.ratio.vertical, "mean": row.ratio.mean,
+                "seconds": row.seconds}
+    if frame_samples:
+        seeds = list(range(seed, seed + frame_samples))
+        for size, (d01, d12) in frame_figures(model, seeds, frame_sizes, spec, batch=batch).items():
+            results["frame"][str(size)] = {"d01": d01, "d12": d12, "no_frame": d01 <= d12}
+    return results
