@@ -74,9 +74,10 @@ def test_a_continuous_render_of_a_ramp_has_ratio_one_and_a_nearest_one_does_not(
     smooth = zoom.zoom_windows(FieldModel(Bilinear()), phi, [2, 8], window_px=64)
     for row in smooth:  # bilinear interpolation of a linear ramp is exactly linear there
         assert math.isclose(row.ratio.horizontal, 1, abs_tol=1e-3) and math.isclose(row.ratio.vertical, 1, abs_tol=1e-3)
-    blocky = zoom.zoom_windows(FieldModel(Nearest()), phi, [8], window_px=64)[0]
+    blocky = zoom.zoom_windows(FieldModel(Nearest()), phi, [8], window_px=64, repeats=2, reference_size=(64, 64))[0]
     assert blocky.ratio.horizontal > 3 and blocky.ratio.vertical > 3
     assert blocky.size == (512, 512) and blocky.window == Region(224, 224, 64, 64) and blocky.seconds > 0
+    assert blocky.cost_vs_reference > 0 and math.isnan(smooth[0].cost_vs_reference)  # no reference: nan
 
 
 def test_ratio_edge_cases():

@@ -29,6 +29,7 @@ the virtual image, each timed after one untimed warm-up render.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -121,8 +122,9 @@ class ZoomWindow:
     size: tuple[int, int]
     window: Region
     ratio: BorderRatio
-    seconds: float
+    seconds: float  # fastest of the repeats
     num_images: int
+    cost_vs_reference: float = math.nan  # median over repeats of window time / reference render time
 
     @property
     def megapixels_per_second(self) -> float:
@@ -137,11 +139,15 @@ def centred_window(size: tuple[int, int], window_px: int) -> Region:
 
 
 def zoom_windows(model, z: torch.Tensor, magnifications, window_px: int = 1024, *, renderer=None,
-                 repeats: int = 1, tile: int | None = None) -> list[ZoomWindow]:
+                 repeats: int = 1, tile: int | None = None,
+                 reference_size: tuple[int, int] | None = None) -> list[ZoomWindow]:
     """Decode ``z (B, z_channels, h', w')`` once to ``phi (B, C, h, w)``; per magnification ``m``, render
     the centred window of at most ``window_px`` of the ``(m h, m w)`` image, time it and measure it.
 
     ``renderer``: what renders (default ``prepare_renderer(model.renderer, z.device)``, made once).
+    ``reference_size``: also render the whole image of this size right after each timing of a window;
+    ``cost_vs_reference`` is the median of the per-pair time ratios (interleaved pairs, as in
+    ``renderers.benchmark``: load on a shared machine then moves both alike).
     """
     if any(int(m) != m or m < 1 for m in magnifications) or window_px < 1:
         raise ValueError(f"magnifications must be integers >= 1 and the window >= 1 px, got "
@@ -155,9 +161,15 @@ def zoom_windows(model, z: torch.Tensor, magnifications, window_px: int = 1024, 
     for m in magnifications:
         size = (int(m) * h, int(m) * w)
         window = centred_window(size, window_px)
-        rgb, seconds = time_render(renderer, phi, size, window, repeats, tile)
-        rows.append(ZoomWindow(int(m), size, window, cell_border_ratio(rgb, (h, w), size, window), seconds,
-                               phi.shape[0]))
+        times, ratios = [], []
+        for _ in range(max(repeats, 1)):
+            rgb, seconds = time_render(renderer, phi, size, window, tile=tile)
+            times.append(seconds)
+            if reference_size is not None:
+                ratios.append(seconds / time_render(renderer, phi, reference_size, tile=tile)[1])
+        cost = statistics.median(ratios) if ratios else math.nan
+        rows.append(ZoomWindow(int(m), size, window, cell_border_ratio(rgb, (h, w), size, window), min(times),
+                               phi.shape[0], cost))
     return rows
 
 
