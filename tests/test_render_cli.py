@@ -51,6 +51,8 @@ INVALID = [
     (["--out", "x.bmp"], "unsupported output extension"),
     (["--out", "afile/x.png"], "not a directory"),
     (["--also-sizes", "64", "--region", "0,0,8,8"], "cannot be combined"),
+    (["--max-magnification", "0.5"], "--max-magnification must be"),
+    (["--max-magnification", "inf"], "--max-magnification must be"),
 ]
 
 
@@ -82,6 +84,19 @@ def test_cuda_requested_without_cuda_is_exit_code_2(tmp_path):
     result = run("--device", "cuda", "--size", "16", "--out", tmp_path / "x.png", cwd=tmp_path)
     assert result.returncode == 2 and "CUDA is not available" in result.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "x.png").exists()
+
+
+def test_max_magnification_override_smooths_a_zoom(tmp_path):
+    """At 8x the bundled renderer's cells show; --max-magnification 1 renders the field's own pixels and
+    resamples them, so no column pair stands out: the largest neighbour step shrinks."""
+    steps = {}
+    for limit in ("4", "1"):
+        result = run("--size", "1024", "--region", "256,256,128,64", "--steps", "2", "--max-magnification", limit,
+                     "--out", f"m{limit}.png", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        image = read(tmp_path / f"m{limit}.png")
+        steps[limit] = np.abs(np.diff(image, axis=1)).max(axis=(0, 2)).mean()
+    assert steps["1"] < steps["4"]
 
 
 def test_render_png_region_and_seeds(tmp_path):

@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out/sample.png",
                    help="output file (.png .jpg .webp .tif) or folder (PNGs); default out/sample.png")
     p.add_argument("--also-sizes", help="e.g. 256,1024: also render each sample at these sizes, one grid")
+    p.add_argument("--max-magnification", type=float,
+                   help="largest output side / field side rendered natively; beyond it the native render is "
+                        "resampled bicubically (default: the checkpoint's record, 4 if it has none; 1 gives "
+                        "a bicubic upsampling of the field-resolution render)")
     return p
 
 
@@ -66,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             size=args.size, out=args.out, seed=args.seed, num=args.num, region=args.region,
             also_sizes=args.also_sizes, tile=args.tile, batch=args.batch, bits=args.bits, device=args.device,
             dtype=args.dtype, steps=args.steps, sampler=args.sampler, cfg_scale=args.cfg_scale,
-            class_label=args.class_label, checkpoint=args.checkpoint)
+            class_label=args.class_label, checkpoint=args.checkpoint,
+            max_magnification=args.max_magnification)
     except (UsageError, SinkError) as err:
         return fail(err)
 

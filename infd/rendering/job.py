@@ -49,6 +49,8 @@ def run_request(request: RenderRequest, model: nn.Module, dist: DistContext | No
     make_bar = make_bar or (lambda desc, total: _NoBar())
     device = resolve_device(request.device, dist)
     model = model.to(device).eval()
+    if request.max_magnification is not None:
+        model.renderer.max_magnification = request.max_magnification
     renderer = prepare_renderer(model.renderer, device, DTYPES[request.dtype])  # once for every batch and tile
     if request.also_sizes:
         return _run_grids(request, model, renderer, device, dist, make_bar)

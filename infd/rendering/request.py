@@ -41,6 +41,7 @@ class RenderRequest:
     dtype: str = "fp32"
     sampling: SamplingSpec = field(default_factory=SamplingSpec)
     checkpoint: str | None = None
+    max_magnification: float | None = None  # overrides the checkpoint's native magnification limit
 
     @property
     def output_size(self) -> tuple[int, int]:
@@ -106,7 +107,7 @@ def make_request(*, size: str, out: str, seed: str = "0", num: int | None = None
                  also_sizes: str | None = None, tile: int | None = None, batch: int = 4, bits: int = 8,
                  device: str = "auto", dtype: str = "fp32", steps: int = 50, sampler: str = "ddim",
                  cfg_scale: float = 1.0, class_label: int | None = None,
-                 checkpoint: str | None = None) -> RenderRequest:
+                 checkpoint: str | None = None, max_magnification: float | None = None) -> RenderRequest:
     """Parse and check everything that can be checked without the model; ``RequestError`` otherwise (or its
     base ``UsageError`` from the shared parsers of ``infd.cli``)."""
     hw = parse_size(size)
@@ -125,11 +126,13 @@ def make_request(*, size: str, out: str, seed: str = "0", num: int | None = None
         sampling = SamplingSpec(sampler, steps, cfg_scale, class_label)
     except SamplingError as err:
         raise RequestError(str(err)) from None
+    if max_magnification is not None and not 1 <= max_magnification < float("inf"):
+        raise RequestError(f"--max-magnification must be a number >= 1, got {max_magnification}")
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise RequestError(f"checkpoint not found: {checkpoint}")
     fmt, outputs = resolve_outputs(out, seeds)
     request = RenderRequest(hw, seeds, outputs, fmt, bits, box, extra, tile, batch, parse_device(device),
-                            dtype, sampling, checkpoint)
+                            dtype, sampling, checkpoint, max_magnification)
     try:
         check_outputs(request)
     except SinkError as err:
