@@ -12,7 +12,9 @@ Non-square photos become square first (``square``): ``center_crop`` (the centred
 side), ``random_crop`` (an n x n window at a random offset) or ``pad`` (n = long side, the photo
 centred on a black or white canvas). The square is a box in the decoded image, never a copy. Photos with ``n < P`` are upsampled to ``r = P`` or skipped
 (``small_images``). The optional horizontal flip applies to the square, hence to both ``inp`` and
-``gt``; ``coord`` always describes the crop in the (flipped) ``r x r`` image.
+``gt``; ``coord`` always describes the crop in the (flipped) ``r x r`` image. ``augment``
+(``data.augment``) adds colour jitter, channel permutation, quarter turns and flips the same way:
+the crop is read from its pre-image and transformed, so ``coord`` (context included) is unchanged.
 
 Resizing: ``gt`` uses ``data.resize.resize_region`` (Lanczos-3, float, computes only the crop and
 equals the crop of the full resize bit for bit); ``inp`` uses Pillow's Lanczos. Fast path
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import torch
@@ -34,6 +36,7 @@ from PIL import Image
 
 from infd.renderers.coords import Region, make_cell, make_coord
 
+from .augment import AugmentConfig, apply_colour, apply_geometry, sample_params, source_region
 from .decode import DecodeConfig, finish_decode, open_image, oriented_size, request_draft
 from .resize import PilBox, resize_pil, resize_region
 
@@ -66,6 +69,8 @@ class PatchConfig:
         the rendering engine pads): ``coord`` covers ``(P + 2 context)^2`` queries, ``gt`` stays P x P and
         the loss sees the centre. Stage 1 sets it to the renderer's radius when None, so a patch is
         rendered as the same pixels of a full render are.
+    augment: colour and geometry augmentation (``data.augment``; all off by default), drawn after
+        the scale, crop and flip and applied identically to ``inp`` and ``gt``; patch mode only.
     """
 
     encoder_size: int = 256
@@ -80,6 +85,7 @@ class PatchConfig:
     kernel: Literal["lanczos", "bicubic"] = "lanczos"
     whole_size: int | None = None
     context: int | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self):
         if self.context is not None and self.context < 0:
@@ -169,7 +175,7 @@ def sample_patch(data: bytes, config: PatchConfig, decode: DecodeConfig, rng: ra
     Returns ``inp (3, S, S)`` and ``gt (3, P, P)`` float32 in [-1, 1], ``coord (P + 2c, P + 2c, 2)``
     (``c = context``)
     float32 (y, x), ``cell (2,)`` float32 = (2/r, 2/r), ``size`` (r, int) and ``crop``
-    ``(2,)`` int64 = (top, left) of the crop in the r x r image. Raises ``DecodeError`` or
+    ``(2,)`` int64 = (top, left) of the crop in the (flipped, augmented) r x r image. Raises ``DecodeError`` or
     ``SkipSample``.
     """
     S, P = config.encoder_size, config.patch_size
@@ -179,17 +185,19 @@ def sample_patch(data: bytes, config: PatchConfig, decode: DecodeConfig, rng: ra
     top, left = rng.randint(0, r - P), rng.randint(0, r - P)
     offset = rng.random()
     flip = config.flip and rng.random() < 0.5
+    params = sample_params(config.augment, rng)
+    params = replace(params, hflip=params.hflip != flip)  # the flip composes with the augmentation's
     img, box = decode_square(img, config, decode, max(r, S), offset)
     fill = _FILL[config.pad_color]
     inp = resize_pil(img, S, box, config.kernel, _FAST_REDUCING_GAP if config.fast_decode else None, fill)
-    # a flipped crop at `left` is the mirror of the unflipped crop at r - left - P
-    source_left = r - left - P if flip else left
-    gt = resize_region(img, (r, r), Region(top, source_left, P, P), config.kernel, box, fill)
-    if flip:
-        inp, gt = inp.flip(-1), gt.flip(-1)
+    # the crop at (top, left) of the transformed r x r image is the transform of the crop at the
+    # pre-image (e.g. a flipped crop at `left` is the mirror of the unflipped one at r - left - P)
+    source = source_region(Region(top, left, P, P), r, params)
+    gt = resize_region(img, (r, r), source, config.kernel, box, fill)
+    inp, gt = apply_geometry(inp, params), apply_geometry(gt, params)
     return {
-        "inp": _to_unit(inp.contiguous()),
-        "gt": _to_unit(gt.contiguous()),
+        "inp": apply_colour(_to_unit(inp.contiguous()), params),
+        "gt": apply_colour(_to_unit(gt.contiguous()), params),
         "coord": make_coord((r, r), Region(top, left, P, P), margin=config.context or 0),
         "cell": make_cell((r, r)),
         "size": r,

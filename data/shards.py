@@ -152,8 +152,12 @@ def check_pattern(pattern: str) -> str:
 
 def write_shards(files: Iterable[str | Path], root: str | Path, pattern: str, *, max_count: int = 10000,
                  max_size: int = 1_000_000_000, verify: bool = True, decode: DecodeConfig | None = None,
-                 on_file: Callable[[Path, str | None], None] | None = None) -> ShardSummary:
+                 on_file: Callable[[Path, str | None], None] | None = None,
+                 describe: Callable[[Path], dict] | None = None) -> ShardSummary:
     """Write ``files`` (paths under ``root``, in the given order) into tar shards.
+
+    ``describe(path)`` gives extra JSON fields for a file (e.g. author and licence); they are added
+    to, and may replace, the measured ones.
 
     ``on_file(path, skip_reason_or_None)`` is called after each file (progress bars). Unreadable
     files are skipped and listed in the summary, never fatal.
@@ -174,6 +178,8 @@ def write_shards(files: Iterable[str | Path], root: str | Path, pattern: str, *,
                     on_file(path, reason)
                 continue
             meta["source"] = relative
+            if describe:
+                meta.update(describe(path))
             key = f"{summary.written:08d}"
             ext = path.suffix[1:].lower()
             writer.write(key, {ext: data, "json": json.dumps(meta, sort_keys=True).encode()})
