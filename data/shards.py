@@ -209,12 +209,11 @@ def read_shard(url: str) -> Iterator[dict]:
                     continue
                 stem, ext = name.split(".", 1)
                 key = f"{folder}/{stem}" if folder else stem
-                data = tar.extractfile(member).read()
                 if sample is None or sample["__key__"] != key:
                     if sample is not None:
-                        yield sample
+                        yield sample  # complete: yielded before the next member is read (it may be truncated)
                     sample = {"__key__": key, "__url__": url}
-                sample[ext.lower()] = data
+                sample[ext.lower()] = tar.extractfile(member).read()
             if sample is not None:
                 yield sample
     finally:

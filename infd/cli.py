@@ -2,15 +2,17 @@
 
 ``OneLineParser`` (errors as one line, exit code 2), the parsers of values several tools take
 (``parse_size``, ``parse_sizes``, ``parse_device``: ``UsageError`` with one line), the sampling options
-(``add_sampler_arguments``), deprecated option names (``add_deprecated_alias``) and SIGTERM as
-Ctrl-C (``interrupt_on_sigterm``).
+(``add_sampler_arguments``), deprecated option names (``add_deprecated_alias``), SIGTERM as
+Ctrl-C (``interrupt_on_sigterm``) and the guard that no output replaces an input (``refuse_overwrite``).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
 import sys
+from pathlib import Path
 
 from infd.diffusion.sampling import SAMPLER_NAMES
 
@@ -39,6 +41,37 @@ def _raise_interrupt(signum, frame):
 def interrupt_on_sigterm() -> None:
     """Make SIGTERM unwind like Ctrl-C, so a tool's ``except KeyboardInterrupt`` removes its temp files."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same resolved path, or (both existing) the same inode."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def _pattern_regex(pattern: str) -> re.Pattern:
+    """A regex of the resolved file names a ``%d``-style shard pattern (one integer field) expands to."""
+    path = Path(pattern).resolve()
+    parts = re.split(r"%0?\d*d", str(path), maxsplit=1)
+    if len(parts) != 2:
+        return re.compile(re.escape(str(path)))
+    return re.compile(re.escape(parts[0]) + r"\d+" + re.escape(parts[1]))
+
+
+def refuse_overwrite(outputs, inputs, what: str = "--out") -> None:
+    """``UsageError`` (one line) when an output path, or a name an output shard pattern expands to, is one
+    of the ``inputs``: no tool ever replaces a file it reads. Outputs with a ``%`` field are patterns."""
+    for out in map(str, outputs):
+        for given in map(Path, inputs):
+            hit = (_pattern_regex(out).fullmatch(str(given.resolve())) is not None or
+                   any(_same_file(Path(out % i), given) for i in range(2))) if "%" in out else _same_file(Path(out), given)
+            if hit:
+                raise UsageError(f"{what} {out} would overwrite the input {given}; choose another output path")
 
 
 def parse_size(text: str, what: str = "--size") -> tuple[int, int]:

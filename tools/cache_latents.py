@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from infd.cli import OneLineParser
+from infd.cli import OneLineParser, refuse_overwrite
 
 
 def parse_args(argv=None):
@@ -53,6 +53,8 @@ def main(argv=None) -> int:
         missing = [u for u in expand_urls(args.data) if ":" not in u.split("/")[0] and not Path(u).is_file()]
         if not expand_urls(args.data) or missing:
             raise ShardError(f"image shard not found: {missing[0] if missing else args.data}")
+        local = [u for u in expand_urls(args.data) if ":" not in u.split("/")[0]]
+        refuse_overwrite([args.out, str(Path(args.out % 0).parent / "stats.json")], [*local, args.checkpoint])
         device = resolve_device(args.device)
         model = load_autoencoder(args.checkpoint, device)
         extra = {"autoencoder": str(args.checkpoint), "autoencoder_sha256": file_sha256(args.checkpoint)}
@@ -65,7 +67,7 @@ def main(argv=None) -> int:
                                     encoder_size=model.config.input_size, batch_size=args.batch_size, flip=args.flip,
                                     num_workers=args.num_workers, max_count=args.max_count,
                                     patches=PatchConfig(square=args.square), stats_extra=extra, on_batch=on_batch)
-    except (ShardError, CheckpointError, DataError, ValueError, OSError) as err:
+    except (ShardError, CheckpointError, DataError, ValueError, OSError) as err:  # UsageError is a ValueError
         print(f"{parser.prog}: error: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
     stats = summary.stats

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from infd.cli import UsageError, parse_device, parse_size, parse_sizes
+from infd.cli import UsageError, parse_device, parse_size, parse_sizes, refuse_overwrite
 from infd.diffusion.sampling import SamplingError, SamplingSpec
 from infd.rendering.formats import SinkError, check_capacity, check_writable, format_for_path
 
@@ -103,6 +103,12 @@ def make_inverse_request(*, layout: str, size: str, out: str, also_sizes: str | 
         raise InverseError(str(err)) from None
     request = InverseRequest(parsed, hw, Path(out), extra, solver, sampling, None if guided else steps, seed,
                              condition_scale, lr, prior, prior_weight, optimize_field, field_lr, device)
+    outputs = [request.out, *(request.also_path(s) for s in extra), request.layout_path]
+    inputs = [Path(layout), *(p for t in parsed.terms for p in (t.image, t.known_mask) if p is not None)]
+    try:
+        refuse_overwrite(outputs, inputs)
+    except UsageError as err:
+        raise InverseError(str(err)) from None
     try:
         for path, s in [(request.out, hw), *((request.also_path(s), s) for s in extra),
                         (request.layout_path, preview_size(hw))]:

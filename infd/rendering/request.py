@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infd.cli import UsageError, parse_device, parse_size, parse_sizes
+from infd.cli import UsageError, parse_device, parse_size, parse_sizes, refuse_overwrite
 from infd.diffusion.sampling import SamplingError, SamplingSpec
 from infd.renderers.windows import Region
 
@@ -131,6 +131,8 @@ def make_request(*, size: str, out: str, seed: str = "0", num: int | None = None
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise RequestError(f"checkpoint not found: {checkpoint}")
     fmt, outputs = resolve_outputs(out, seeds)
+    if checkpoint is not None:
+        refuse_overwrite(outputs, [checkpoint])
     request = RenderRequest(hw, seeds, outputs, fmt, bits, box, extra, tile, batch, parse_device(device),
                             dtype, sampling, checkpoint, max_magnification)
     try:
