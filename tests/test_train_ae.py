@@ -183,3 +183,27 @@ torch.save(result.model.state_dict(), {str(out)!r} + os.environ["RANK"] + ".pt")
     torch.manual_seed(0)  # the run's initial weights (seed 0): training must have changed them
     initial = NeuralFieldAutoencoder(from_dict(AETrainConfig, config).model).state_dict()
     assert not torch.equal(w0["renderer.conv_out.weight"], initial["renderer.conv_out.weight"])
+
+
+def test_init_from_committed_weights_continues_the_step_and_refuses_another_architecture(shards, tmp_path):
+    first = train_autoencoder(from_dict(AETrainConfig, tiny_config(shards, tmp_path / "a", max_steps=4)),
+                              progress=False)
+    weights = tmp_path / "a" / "checkpoints" / "model-latest.safetensors"
+    config = from_dict(AETrainConfig, tiny_config(shards, tmp_path / "b", max_steps=6))
+    second = train_autoencoder(config, progress=False, init_from=str(weights))
+    assert second.step == 6 and load_state(latest_state(tmp_path / "b"))["step"] == 6
+    rows = read_log(tmp_path / "b")
+    assert [r["step"] for r in rows] == [5, 6]  # continued from the file's step 4, with fresh optimisers
+    loaded = train_autoencoder(from_dict(AETrainConfig, tiny_config(shards, tmp_path / "d", max_steps=4)),
+                               progress=False, init_from=str(weights))  # already at max_steps: no update
+    for key, value in first.model.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[key], value), key
+
+    other = tiny_config(shards, tmp_path / "c", max_steps=2)
+    other["model"]["channels"] = 16
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(other))
+    out = run_group([sys.executable, str(ROOT / "tools" / "train.py"), "ae", "--config", str(path), "--init-from",
+                     str(weights), "--no-progress"], cwd=ROOT, timeout=240)
+    assert out.returncode == 2 and out.stderr.strip().splitlines()[-1].startswith("error:"), out.stderr
+    assert "mis-shaped" in out.stderr or "missing keys" in out.stderr or "unexpected" in out.stderr

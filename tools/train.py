@@ -28,6 +28,8 @@ def parse_args(argv=None):
     parser.add_argument("--run-dir", help="override the config's run_dir")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys, e.g. max_steps=100")
     parser.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints in the run directory")
+    parser.add_argument("--init-from", metavar="WEIGHTS", help="when the run directory has no saved state: start "
+                        "from these .safetensors weights (same architecture; optimisers fresh, step from the file)")
     parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
@@ -59,7 +61,7 @@ def main(argv=None) -> int:
         print(yaml.safe_dump(to_dict(config), sort_keys=False), end="")
         return 0
     try:
-        result = train(config, resume=not args.no_resume, progress=not args.no_progress)
+        result = train(config, resume=not args.no_resume, progress=not args.no_progress, init_from=args.init_from)
     except (ConfigError, CheckpointError, LatentCacheError) as err:  # set-up problems: missing cache, wrong checkpoint
         print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2

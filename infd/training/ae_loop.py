@@ -80,7 +80,8 @@ def average_gradients(module: torch.nn.Module, acc):
             p.grad.copy_(acc.reduce(p.grad, reduction="mean"))
 
 
-def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool = True) -> TrainResult:
+def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool = True,
+                      init_from: str | None = None) -> TrainResult:
     """Run (or continue) stage-1 training up to ``config.max_steps`` (or a stop signal, or ``max_minutes``)."""
     seed_run(config.seed, config.deterministic)
     acc = make_accelerator(config.mixed_precision, config.run_dir)
@@ -97,7 +98,7 @@ def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool
     io = CheckpointIO(config.run_dir, config.keep_checkpoints, model=unwrapped, discriminator=disc, opt_g=opt_g,
                       opt_d=opt_d, ema=ema.model if ema is not None else None)
     run = TrainingRun(config, acc, io, shown, Path(config.run_dir) / "checkpoints" / "model-latest.safetensors",
-                      name="ae", desc="stage 1", resume=resume, progress=progress)
+                      name="ae", desc="stage 1", resume=resume, progress=progress, init_from=init_from)
     batches = run.batches(make_loader, config.data)
     # The same held-out photos for every reconstruction grid (val_data, or the training shards).
     val_data = config.val_data if config.val_data.urls else config.data

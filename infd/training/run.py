@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 import torch
 from tqdm.auto import tqdm
 
-from ..checkpoint import save_model
+from ..checkpoint import CheckpointError, load_state_strict, read_checkpoint, save_model
 from .guard import NanGuard, StopFlag
 from .run_dir import JsonlLog, write_resolved_config
 from .state import CheckpointIO, TrainResult
@@ -53,6 +53,37 @@ def _any_rank(acc, flag: bool) -> bool:
     return bool(acc.gather(torch.tensor([flag], device=acc.device)).any())
 
 
+def _part_of(state: dict, keys: set[str]) -> dict:
+    """``state`` itself, or the sub-module of it (``prefix.`` keys, e.g. a bundle's ``autoencoder.``) that
+    holds exactly ``keys``; unchanged when none does, so the strict load names the mismatch."""
+    if keys <= state.keys():
+        return state
+    for prefix in sorted({k.split(".", 1)[0] + "." for k in state if "." in k}):
+        part = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if part.keys() == keys:
+            return part
+    return state
+
+
+def init_weights(io: CheckpointIO, path: str | Path) -> int:
+    """Load the inference weights at ``path`` into the run's ``model`` (and its EMA copy); its step.
+
+    For a run whose saved state is gone (a new machine): ``path`` is a committed ``.safetensors`` export
+    of the same architecture (strict keys: a mismatch is one ``CheckpointError`` line). The optimisers
+    start fresh; the step counter continues from the file's ``step`` metadata (0 when absent).
+    """
+    state, metadata = read_checkpoint(path)
+    model = io.parts["model"]
+    state = _part_of(state, set(model.state_dict()))
+    for name in ("model", "ema"):
+        if io.parts.get(name) is not None:
+            load_state_strict(io.parts[name], state, source=str(path))
+    try:
+        return int(metadata.get("step", 0))
+    except ValueError:
+        raise CheckpointError(f"{path}: step metadata {metadata['step']!r} is not a number") from None
+
+
 class TrainingRun:
     """One run of a training loop: its position, run directory, logs and checkpoints.
 
@@ -62,7 +93,7 @@ class TrainingRun:
     """
 
     def __init__(self, config, acc, io: CheckpointIO, export_model: torch.nn.Module, export_path: str | Path, *,
-                 name: str, desc: str, resume: bool = True, progress: bool = True):
+                 name: str, desc: str, resume: bool = True, progress: bool = True, init_from: str | Path | None = None):
         self.config, self.acc, self.io = config, acc, io
         self.export_model, self.export_path = export_model, Path(export_path)
         self.run_dir = Path(config.run_dir)
@@ -72,6 +103,10 @@ class TrainingRun:
             self.step, self.samples_seen = io.load(state_path)
             if acc.is_main_process:
                 log.info("resumed from %s (step %d)", state_path, self.step)
+        elif init_from is not None:
+            self.step = init_weights(io, init_from)
+            if acc.is_main_process:
+                log.info("initialised from %s (step %d; optimisers fresh)", init_from, self.step)
         if acc.is_main_process:
             write_resolved_config(self.run_dir, config)
             acc.init_trackers(name)
