@@ -53,31 +53,34 @@ def _any_rank(acc, flag: bool) -> bool:
     return bool(acc.gather(torch.tensor([flag], device=acc.device)).any())
 
 
-def _part_of(state: dict, keys: set[str]) -> dict:
-    """``state`` itself, or the sub-module of it (``prefix.`` keys, e.g. a bundle's ``autoencoder.``) that
-    holds exactly ``keys``; unchanged when none does, so the strict load names the mismatch."""
+def _part_of(state: dict, keys: set[str]) -> tuple[dict, str]:
+    """``(state, "")``, or the sub-module of it (``prefix.`` keys, e.g. a bundle's ``autoencoder.``) that
+    holds exactly ``keys`` and its prefix; ``state`` unchanged when none does, so the strict load names the
+    mismatch."""
     if keys <= state.keys():
-        return state
+        return state, ""
     for prefix in sorted({k.split(".", 1)[0] + "." for k in state if "." in k}):
         part = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         if part.keys() == keys:
-            return part
-    return state
+            return part, prefix
+    return state, ""
 
 
 def init_weights(io: CheckpointIO, path: str | Path) -> int:
     """Load the inference weights at ``path`` into the run's ``model`` (and its EMA copy); its step.
 
     For a run whose saved state is gone (a new machine): ``path`` is a committed ``.safetensors`` export
-    of the same architecture (strict keys: a mismatch is one ``CheckpointError`` line). The optimisers
-    start fresh; the step counter continues from the file's ``step`` metadata (0 when absent).
+    of the same architecture (strict keys: a mismatch is one ``CheckpointError`` line), or a file that holds
+    it as a part (a bundle's ``autoencoder.``). The optimisers start fresh; the step counter continues from
+    the file's ``step`` metadata (0 when absent, or when the weights are a part: the step is the file's).
     """
     state, metadata = read_checkpoint(path)
-    model = io.parts["model"]
-    state = _part_of(state, set(model.state_dict()))
+    state, prefix = _part_of(state, set(io.parts["model"].state_dict()))
     for name in ("model", "ema"):
         if io.parts.get(name) is not None:
             load_state_strict(io.parts[name], state, source=str(path))
+    if prefix:
+        return 0
     try:
         return int(metadata.get("step", 0))
     except ValueError:
