@@ -118,6 +118,28 @@ def to_dict(config) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
+def _yaml_load(text: str):
+    """``yaml.safe_load`` with YAML 1.2's scalars: only true/false are booleans (``no``, ``on`` stay
+    strings, e.g. ``mixed_precision: no``) and ``1e-4`` is a float, as users type them."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {k: [(tag, rx) for tag, rx in v if tag not in
+                                          ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:float")]
+                                      for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                 list("tTfF"))
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+        list("-+0123456789."))
+    return yaml.load(text, Loader=Loader)
+
+
 def load_config(cls: type[T], path: str | Path, overrides: dict | None = None) -> T:
     """Load a YAML or JSON file into ``cls``; a missing file or bad YAML is a one-line ``ConfigError``."""
     import yaml
@@ -126,7 +148,7 @@ def load_config(cls: type[T], path: str | Path, overrides: dict | None = None) -
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = _yaml_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         line = getattr(getattr(err, "problem_mark", None), "line", None)
         where = f" (line {line + 1})" if line is not None else ""
@@ -148,7 +170,8 @@ def merge(base: dict, overrides: dict) -> dict:
 
 
 def parse_overrides(items: list[str]) -> dict:
-    """``["a.b=3", "c=[1,2]"]`` -> ``{"a": {"b": 3}, "c": [1, 2]}`` (values parsed as YAML)."""
+    """``["a.b=3", "c=[1,2]"]`` -> ``{"a": {"b": 3}, "c": [1, 2]}`` (values parsed as YAML 1.2 scalars:
+    ``lr=1e-4`` is a number, ``mixed_precision=no`` a string); unparsable values are a ``ConfigError``."""
     import yaml
 
     out: dict = {}
@@ -160,5 +183,8 @@ def parse_overrides(items: list[str]) -> dict:
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(raw)
+        try:
+            node[leaf] = _yaml_load(raw)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"cannot parse the value of --set {key}: {getattr(err, 'problem', None) or err}") from None
     return out

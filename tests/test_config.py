@@ -46,3 +46,12 @@ def test_overrides_merge_into_file(tmp_path):
     overrides = parse_overrides(["renderer.args.hidden=48", "z_channels=4"])
     config = load_config(AutoencoderConfig, path, overrides)
     assert config.renderer.args == {"hidden": 48} and config.z_channels == 4 and config.channels == 64
+
+
+def test_overrides_read_the_values_users_type():
+    from infd.config import parse_overrides
+
+    assert parse_overrides(["optimizer.lr=1e-4", "mixed_precision=no", "flag=true", "n=3", "x=.5"]) == {
+        "optimizer": {"lr": 1e-4}, "mixed_precision": "no", "flag": True, "n": 3, "x": 0.5}
+    with pytest.raises(ConfigError, match="max_steps"):
+        parse_overrides(["max_steps=[1"])
