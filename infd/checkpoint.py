@@ -99,6 +99,9 @@ def build_model(kind: str, config: dict | object) -> nn.Module:
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """Rebuild the model stored at ``path`` (kind + config from metadata), in eval mode on ``device``."""
     state, metadata = read_checkpoint(path)
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+    if bad is not None:  # it would render black images without a word
+        raise CheckpointError(f"{path}: weight {bad} holds NaN or infinite values")
     if metadata.get("format") != FORMAT or "kind" not in metadata or "config" not in metadata:
         raise CheckpointError(f"{path} is not an infd checkpoint (no kind/config metadata)")
     try:

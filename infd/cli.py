@@ -17,6 +17,9 @@ from pathlib import Path
 from infd.diffusion.sampling import SAMPLER_NAMES
 
 
+MAX_SIDE = 2**31 - 1  # pixels a side of a virtual image: regions of it are indexed with int32 offsets
+
+
 class UsageError(ValueError):
     """An invalid command-line value (one line, shown to the user as is)."""
 
@@ -83,6 +86,8 @@ def parse_size(text: str, what: str = "--size") -> tuple[int, int]:
     height = int(match.group(2)) if match.group(2) else width
     if width < 1 or height < 1:
         raise UsageError(f"{what} must be at least 1 pixel a side, got '{text}'")
+    if max(width, height) > MAX_SIDE:
+        raise UsageError(f"{what} must be at most {MAX_SIDE} pixels a side, got '{text}'")
     return height, width
 
 

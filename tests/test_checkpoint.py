@@ -63,3 +63,17 @@ def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         save_model(tiny(), tmp_path / "ae.safetensors")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_non_finite_weights_are_refused_at_load(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from infd.checkpoint import read_checkpoint
+
+    model = NeuralFieldAutoencoder(load_config(AutoencoderConfig, "configs/ae/tiny.yaml"))
+    path = save_model(model, tmp_path / "m.safetensors")
+    state, metadata = load_file(str(path)), read_checkpoint(path)[1]
+    state["renderer.conv_out.weight"][0, 0, 0, 0] = float("nan")
+    save_file(state, str(tmp_path / "nan.safetensors"), metadata=metadata)
+    with pytest.raises(CheckpointError, match="renderer.conv_out.weight holds NaN"):
+        load_model(tmp_path / "nan.safetensors")

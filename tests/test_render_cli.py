@@ -52,6 +52,11 @@ INVALID = [
     (["--out", "afile/x.png"], "not a directory"),
     (["--also-sizes", "64", "--region", "0,0,8,8"], "cannot be combined"),
     (["--max-magnification", "0.5"], "--max-magnification must be"),
+    (["--cfg-scale", "inf"], "--cfg-scale must be a finite"),
+    (["--seed", "18446744073709551616"], "--seed must be at most"),
+    (["--size", "99999999999999999999999", "--region", "0,0,16,16"], "at most 2147483647 pixels"),
+    (["--steps", "1000000000"], "more than this model's 1000 diffusion steps"),
+    (["--class", "0"], "this model is unconditional"),
     (["--max-magnification", "inf"], "--max-magnification must be"),
 ]
 

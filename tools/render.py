@@ -83,12 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     from infd.rendering.distributed import DistContext, init_distributed
     from infd.devices import device_type
     from infd.rendering.job import run_request
-    from infd.rendering.sampling import has_prior, load_render_model
+    from infd.rendering.sampling import check_sampling, has_prior, load_render_model
 
     dist = DistContext()
     try:
         dist = init_distributed(device_type(request.device))
         model = load_render_model(request.checkpoint)
+        check_sampling(model, request.sampling)  # before any file is opened
         if dist.is_main and not has_prior(model):
             print("note: this model has no diffusion prior: latents are drawn from N(0, I) "
                   "(--steps, --sampler, --cfg-scale and --class are not used)", file=sys.stderr)

@@ -49,8 +49,8 @@ class SamplingSpec:
             raise SamplingError(f"unknown sampler '{self.sampler}' (choose from {', '.join(SAMPLER_NAMES)})")
         if not _is_int(self.steps) or self.steps < 1:
             raise SamplingError(f"--steps must be at least 1, got {self.steps}")
-        if not self.cfg_scale >= 0:  # also rejects NaN
-            raise SamplingError(f"--cfg-scale must be a number >= 0, got {self.cfg_scale}")
+        if not 0 <= self.cfg_scale < float("inf"):  # also rejects NaN
+            raise SamplingError(f"--cfg-scale must be a finite number >= 0, got {self.cfg_scale}")
         if self.class_label is not None and (not _is_int(self.class_label) or self.class_label < 0):
             raise SamplingError(f"--class must be a label >= 0, got {self.class_label}")
         if self.eta is not None and not self.eta >= 0:

@@ -20,6 +20,7 @@ from .formats import (FORMATS, Format, SinkError, check_capacity, check_memory, 
 
 DTYPE_NAMES = ("fp32", "bf16", "fp16")
 MAX_SEEDS = 1_000_000
+MAX_SEED = 2**63 - 1
 
 
 class RequestError(UsageError):
@@ -79,6 +80,8 @@ def parse_seeds(text: str, num: int | None) -> list[int]:
             raise RequestError(f"--seed must be N, A-B or a comma list of them (non-negative), got '{text}'")
         first = int(match.group(1))
         last = int(match.group(2)) if match.group(2) else first
+        if last > MAX_SEED:
+            raise RequestError(f"--seed must be at most {MAX_SEED} (a 63-bit generator seed), got {last}")
         if last < first:
             raise RequestError(f"--seed range {first}-{last} is empty")
         if len(seeds) + last - first + 1 > MAX_SEEDS:

@@ -68,7 +68,20 @@ def sample_latents(model: nn.Module, seeds: list[int], spec: SamplingSpec, *, co
         if cond_fn is not None or callback is not None:
             raise ValueError(f"{type(model).__name__} has no diffusion prior: cond_fn and callback need a sampler")
         return noise.to(next(model.parameters()).device)
-    if spec.class_label is not None and getattr(model, "num_classes", None) is not None \
-            and spec.class_label >= model.num_classes:
-        raise RequestError(f"--class {spec.class_label} is not a label of this model (0..{model.num_classes - 1})")
+    check_sampling(model, spec)
     return model.sample_latents(noise, spec, rng=rng, cond_fn=cond_fn, callback=callback)
+
+
+def check_sampling(model: nn.Module, spec: SamplingSpec) -> None:
+    """``RequestError`` (one line) when ``spec`` does not fit ``model``'s prior: more steps than its schedule
+    has, or a class label it does not know (an unconditional model takes none). No-op without a prior."""
+    if not has_prior(model):
+        return
+    T = model.schedule.num_steps
+    if spec.steps > T:
+        raise RequestError(f"--steps {spec.steps} is more than this model's {T} diffusion steps")
+    classes = getattr(model, "num_classes", None)
+    if spec.class_label is not None and classes is None:
+        raise RequestError(f"--class {spec.class_label}: this model is unconditional and takes no class label")
+    if spec.class_label is not None and spec.class_label >= classes:
+        raise RequestError(f"--class {spec.class_label} is not a label of this model (0..{classes - 1})")
