@@ -136,3 +136,15 @@ def test_make_shards_command_line(tmp_path, capsys):
                             capture_output=True, text=True, env=env, timeout=120)
     assert failed.returncode == 2 and len(failed.stderr.strip().splitlines()) == 1, failed.stderr
     assert "shard pattern" in failed.stderr
+
+
+@pytest.mark.parametrize("args, message", [(["--max-size", "inf"], "positive finite"),
+                                           (["--max-size", "nan"], "positive finite"),
+                                           (["--max-pixels", "0"], "--max-pixels must be positive")])
+def test_make_shards_refuses_unbounded_or_empty_limits_in_one_line(tmp_path, capsys, args, message):
+    make_folder(tmp_path / "src")
+    with pytest.raises(SystemExit) as exited:
+        load_tool().main([str(tmp_path / "src"), str(tmp_path / "p-%06d.tar"), *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exited.value.code == 2 and len(err) == 1 and message in err[0]
+    assert not list(tmp_path.glob("p-*"))

@@ -24,8 +24,8 @@ def parse_size(text: str) -> int:
         value = float(text[:-1]) * units[text[-1]] if text and text[-1] in units else float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 500M or 1G)") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    if not 0 < value < float("inf"):  # also NaN
+        raise argparse.ArgumentTypeError(f"size must be a positive finite number of bytes, got {text!r}")
     return int(value)
 
 
@@ -42,6 +42,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.max_count <= 0:
         parser.error(f"--max-count must be positive, got {args.max_count}")
+    if args.max_pixels <= 0:
+        parser.error(f"--max-pixels must be positive, got {args.max_pixels}")
     try:
         check_pattern(args.out_pattern)
         files = list_images(args.src_dir)
