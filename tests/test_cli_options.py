@@ -59,7 +59,7 @@ def test_the_old_render_flag_renders_the_same_file(render_tool, tmp_path, capsys
 
 @pytest.mark.parametrize("args, message", [
     (["--guidance-scale", "nan"], "--condition-scale must be a number >= 0"),
-    (["--cfg-scale", "-1"], "--cfg-scale must be a number >= 0"),
+    (["--cfg-scale", "-1"], "--cfg-scale must be a finite number >= 0"),
     (["--sampler", "euler"], "choose from ddpm, ddim, dpmpp_2m"),
     (["--class", "-2"], "--class must be a label >= 0"),
 ])

@@ -21,8 +21,8 @@ def test_defaults_are_ddim_50_steps_without_guidance():
     ({"sampler": "euler"}, "unknown sampler 'euler' (choose from ddpm, ddim, dpmpp_2m)"),
     ({"steps": 0}, "--steps must be at least 1"),
     ({"steps": 2.5}, "--steps must be at least 1"),
-    ({"cfg_scale": float("nan")}, "--cfg-scale must be a number >= 0"),
-    ({"cfg_scale": -1.0}, "--cfg-scale must be a number >= 0"),
+    ({"cfg_scale": float("nan")}, "--cfg-scale must be a finite number >= 0"),
+    ({"cfg_scale": -1.0}, "--cfg-scale must be a finite number >= 0"),
     ({"class_label": -1}, "--class must be a label >= 0"),
     ({"eta": -0.5}, "eta must be a number >= 0"),
 ])
