@@ -37,7 +37,7 @@ from PIL import Image
 from infd.renderers.coords import Region, make_cell, make_coord
 
 from .augment import AugmentConfig, apply_colour, apply_geometry, sample_params, source_region
-from .decode import DecodeConfig, finish_decode, open_image, oriented_size, request_draft
+from .decode import DecodeCache, DecodeConfig, finish_decode, open_image, oriented_size, request_draft
 from .resize import PilBox, resize_pil, resize_region
 
 _FILL = {"black": (0, 0, 0), "white": (255, 255, 255)}
@@ -142,17 +142,19 @@ def _to_unit(x: torch.Tensor) -> torch.Tensor:
 
 
 def decode_square(img: Image.Image, config: PatchConfig, decode: DecodeConfig, target: int | None,
-                  offset: float = 0.5) -> tuple[Image.Image, PilBox]:
+                  offset: float = 0.5, cache: tuple[DecodeCache, bytes] | None = None) -> tuple[Image.Image, PilBox]:
     """Decode an opened image (``open_image``) and return ``(image, box)``: the square as a box
     (fractional after a reduced decode) in the decoded image. On the fast path the image is
-    reduced while the square keeps at least ``target`` pixels a side (``None``: full size)."""
+    reduced while the square keeps at least ``target`` pixels a side (``None``: full size).
+    ``cache``: ``(DecodeCache, digest of the encoded bytes)`` to decode through."""
     width, height = oriented_size(img)
     left, top, n = square_box(width, height, config.square, offset)
     scale = 1
     if config.fast_decode and target is not None and n >= 2 * target:  # draft helps from a factor 2
         # decoded pixel j covers native pixels [j s, (j + 1) s): the box scales by 1/s exactly
         scale = request_draft(img, (math.ceil(width * target / n), math.ceil(height * target / n)))
-    img = finish_decode(img, decode.background)
+    img = finish_decode(img, decode.background) if cache is None else cache[0].decode(img, cache[1], scale,
+                                                                                       decode.background)
     box = (left / scale, top / scale, (left + n) / scale, (top + n) / scale)
     if config.fast_decode and target is not None:
         img, box = _reduce(img, box, target)
@@ -169,14 +171,15 @@ def _open_checked(data: bytes, config: PatchConfig, decode: DecodeConfig) -> tup
     return img, n
 
 
-def sample_patch(data: bytes, config: PatchConfig, decode: DecodeConfig, rng: random.Random) -> dict:
+def sample_patch(data: bytes, config: PatchConfig, decode: DecodeConfig, rng: random.Random,
+                 cache: DecodeCache | None = None) -> dict:
     """One multiscale training sample from encoded bytes.
 
     Returns ``inp (3, S, S)`` and ``gt (3, P, P)`` float32 in [-1, 1], ``coord (P + 2c, P + 2c, 2)``
     (``c = context``)
     float32 (y, x), ``cell (2,)`` float32 = (2/r, 2/r), ``size`` (r, int) and ``crop``
     ``(2,)`` int64 = (top, left) of the crop in the (flipped, augmented) r x r image. Raises ``DecodeError`` or
-    ``SkipSample``.
+    ``SkipSample``. ``cache`` keeps decoded photos between calls (bitwise the same samples).
     """
     S, P = config.encoder_size, config.patch_size
     img, n = _open_checked(data, config, decode)
@@ -187,7 +190,8 @@ def sample_patch(data: bytes, config: PatchConfig, decode: DecodeConfig, rng: ra
     flip = config.flip and rng.random() < 0.5
     params = sample_params(config.augment, rng)
     params = replace(params, hflip=params.hflip != flip)  # the flip composes with the augmentation's
-    img, box = decode_square(img, config, decode, max(r, S), offset)
+    img, box = decode_square(img, config, decode, max(r, S), offset,
+                             None if cache is None else (cache, cache.digest(data)))
     fill = _FILL[config.pad_color]
     inp = resize_pil(img, S, box, config.kernel, _FAST_REDUCING_GAP if config.fast_decode else None, fill)
     # the crop at (top, left) of the transformed r x r image is the transform of the crop at the

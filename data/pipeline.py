@@ -35,7 +35,7 @@ from webdataset.shardlists import expand_urls as _wds_expand_urls
 
 from infd.config import ConfigError
 
-from .decode import IMAGE_EXTENSIONS, DecodeConfig, DecodeError
+from .decode import IMAGE_EXTENSIONS, DecodeCache, DecodeConfig, DecodeError
 from .patches import PatchConfig, SkipSample, sample_patch, sample_whole
 from .shards import read_shard
 
@@ -123,6 +123,7 @@ class ShardDataset(IterableDataset):
         self.stats: collections.Counter = collections.Counter()
         self.skipped: list[tuple[str, str, str]] = []  # (url, key, reason)
         self._failures = 0
+        self._cache = None  # this process's DecodeCache (each DataLoader worker has its own copy)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch (shard order and random draws); call before iterating each epoch.
@@ -168,7 +169,9 @@ class ShardDataset(IterableDataset):
         if self.config.mode == "whole":
             out = sample_whole(data, self.config.patches, self.config.decode)
         else:
-            out = sample_patch(data, self.config.patches, self.config.decode, rng)
+            if self._cache is None and self.config.decode.cache_mb > 0:
+                self._cache = DecodeCache(self.config.decode.cache_mb)
+            out = sample_patch(data, self.config.patches, self.config.decode, rng, self._cache)
         out["key"] = sample["__key__"]
         return out
 

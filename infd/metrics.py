@@ -1,4 +1,4 @@
-"""Image-quality metrics, per image: PSNR, SSIM, LPIPS, and scale consistency of a renderer.
+"""Image-quality metrics, per image: PSNR, SSIM, LPIPS, colour cast, and scale consistency of a renderer.
 
 Every metric takes ``pred`` and ``target`` of shape ``(B, C, H, W)`` and returns ``(B,)``. Images are
 in ``value_range``, ``(-1, 1)`` by default (the model convention); pass ``(0, 1)`` for [0, 1] images.
@@ -40,6 +40,15 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, value_range: ValueRange = (-1
     _check_pair(pred, target, "psnr")
     mse = (to_unit_range(pred.double(), value_range) - to_unit_range(target.double(), value_range)).pow(2)
     return (-10.0 * torch.log10(mse.mean(dim=(1, 2, 3)))).float()
+
+
+@torch.no_grad()
+def colour_error(pred: torch.Tensor, target: torch.Tensor, value_range: ValueRange = (-1.0, 1.0)) -> torch.Tensor:
+    """Colour cast in 8-bit levels: ``|mean(pred_c) - mean(target_c)|`` over the pixels of each channel,
+    averaged over the channels (0 when every channel's mean is right, whatever the detail)."""
+    _check_pair(pred, target, "colour_error")
+    diff = to_unit_range(pred, value_range).mean((-2, -1)) - to_unit_range(target, value_range).mean((-2, -1))
+    return 255 * diff.abs().mean(1)
 
 
 @torch.no_grad()

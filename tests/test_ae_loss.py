@@ -145,3 +145,23 @@ def test_training_steps_reduce_reconstruction_error():
         opt_d.step()
         first = logs["l1"].item() if first is None else first
     assert logs["l1"].item() < 0.9 * first
+
+
+def test_lpips_starts_at_perceptual_start_step(lpips_net):
+    """L1 warm-up: before ``perceptual_start_step`` the LPIPS network does not run and adds nothing."""
+    loss = _setup(lpips_net, perceptual_start_step=5, gan_weight=0.0)[0]
+    calls = []
+    hook = loss.lpips.register_forward_hook(lambda *_: calls.append(1))
+    real, fake = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    before, logs_before = loss.generator_loss(real, fake, torch.zeros(()), None, step=4)
+    after, logs_after = loss.generator_loss(real, fake, torch.zeros(()), None, step=5)
+    hook.remove()
+    assert calls == [1]  # only the step-5 call ran LPIPS
+    assert logs_before["lpips"] == 0 and logs_after["lpips"] > 0
+    torch.testing.assert_close(after - before, logs_after["lpips"])
+    assert not loss.lpips_active(4) and loss.lpips_active(5)
+
+
+def test_negative_perceptual_start_step_is_refused():
+    with pytest.raises((ValueError, ConfigError), match="perceptual_start_step"):
+        from_dict(AutoencoderLossConfig, {"perceptual_start_step": -1})

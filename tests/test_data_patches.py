@@ -198,3 +198,29 @@ def test_context_widens_the_query_grid_around_the_same_patch():
         assert ys[k].item() == pytest.approx(-1 + (2 * mirrored + 1) / r, abs=1e-6)
     with pytest.raises(ValueError, match="context"):
         PatchConfig(context=-1)
+
+
+def test_decode_cache_gives_bitwise_the_same_samples_and_stays_in_budget():
+    """Patches drawn through a DecodeCache equal those decoded every time (JPEG drafts included), repeat
+    draws of a photo hit the cache, and least recently used entries leave past the byte budget."""
+    from infd.data.decode import DecodeCache
+
+    photos = [encode(texture(300, 400, seed=i), "JPEG", quality=90) for i in range(3)]
+    config = PatchConfig(encoder_size=32, patch_size=16, max_size=None)
+    cache = DecodeCache(max_mb=400 * 300 * 3 * 2.5 / 2**20)  # room for two full-size decodes, not three
+    plain_rng, cached_rng = random.Random(3), random.Random(3)
+    for i in range(24):
+        data = photos[i % 3]
+        plain = sample_patch(data, config, DECODE, plain_rng)
+        cached = sample_patch(data, config, DECODE, cached_rng, cache)
+        assert plain["size"] == cached["size"]
+        for key in ("inp", "gt", "coord"):
+            assert torch.equal(plain[key], cached[key]), (i, key)
+        assert cache.bytes <= cache.max_bytes
+    assert cache.hits > 0 and cache.misses > 0 and cache.hits + cache.misses == 24
+
+
+def test_decode_cache_mb_must_be_a_non_negative_number():
+    for bad in (-1, float("nan")):
+        with pytest.raises(ValueError, match="cache_mb"):
+            DecodeConfig(cache_mb=bad)

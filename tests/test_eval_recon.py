@@ -85,7 +85,9 @@ def test_reconstruction_metrics_against_an_independent_computation():
     config = eval_data_config("unused.tar", S)
     table = evaluate_autoencoder(model, config, PHOTOS, sizes=(S, 64))
     assert list(table) == [S, 64]
-    assert set(table[64]) == {"psnr", "ssim", "psnr_bicubic", "ssim_bicubic", "scale_consistency"}
+    assert set(table[64]) == {"psnr", "ssim", "psnr_bicubic", "ssim_bicubic", "psnr_own_bicubic", "ssim_own_bicubic",
+                              "colour_error", "scale_consistency"}
+    assert "psnr_own_bicubic" not in table[S]  # at the encoder size the own render is the render
     assert math.isinf(table[S]["psnr_bicubic"]) and table[S]["ssim_bicubic"] == pytest.approx(1.0)
     samples = load_whole_images(config, PHOTOS, 64)
     inp, gt = torch.stack([x["inp"] for x in samples]), torch.stack([x["gt"] for x in samples])
@@ -93,7 +95,9 @@ def test_reconstruction_metrics_against_an_independent_computation():
         phi = model.decode(model.encode(inp))
         rec = full_render(model.renderer, phi, (64, 64)).clamp(-1, 1)
         twice = full_render(model.renderer, phi, (128, 128)).clamp(-1, 1)
+        own = full_render(model.renderer, phi, (S, S)).clamp(-1, 1)
     up = F.interpolate(inp, size=(64, 64), mode="bicubic", align_corners=False).clamp(-1, 1)
+    own_up = F.interpolate(own, size=(64, 64), mode="bicubic", align_corners=False).clamp(-1, 1)
 
     def mean_psnr(a, b):
         return np.mean([10 * math.log10(4 / ((x.double() - y.double()) ** 2).mean().item()) for x, y in zip(a, b)])
@@ -101,6 +105,9 @@ def test_reconstruction_metrics_against_an_independent_computation():
     assert table[64]["psnr"] == pytest.approx(mean_psnr(rec, gt), abs=1e-3)
     assert table[64]["psnr_bicubic"] == pytest.approx(mean_psnr(up, gt), abs=1e-4)
     assert 0 < table[64]["psnr"] < table[64]["psnr_bicubic"]  # an untrained model is worse than bicubic
+    assert table[64]["psnr_own_bicubic"] == pytest.approx(mean_psnr(own_up, gt), abs=1e-3)
+    cast = [(255 / 2 * (x.double().mean((1, 2)) - y.double().mean((1, 2)))).abs().mean().item() for x, y in zip(rec, gt)]
+    assert table[64]["colour_error"] == pytest.approx(np.mean(cast), abs=1e-3) and table[64]["colour_error"] > 0
     assert table[64]["scale_consistency"] == pytest.approx(mean_psnr(metrics.downsample(twice, (64, 64)), rec),
                                                            abs=1e-3)
 

@@ -2,7 +2,9 @@
 
 For each photo and output size ``s``: encode the photo's encoder input (S x S), render the field at
 ``s x s`` and compare with the photo resized to ``s`` (PSNR, SSIM, LPIPS), next to bicubic
-upsampling of the encoder input. Scale consistency compares the render at ``s`` with the render at
+upsampling of the encoder input and of the model's own render at S (``*_own_bicubic``: does rendering
+at ``s`` beat resizing the model's encoder-size output?). ``colour_error`` is the colour cast in 8-bit
+levels (``metrics.colour_error``). Scale consistency compares the render at ``s`` with the render at
 ``2s`` downsampled to ``s``. The same renders make the reconstruction grids of the training loop.
 Photos are read with ``photos.eval_data_config`` (exact decoding), as ``tools/eval.py`` reads them.
 """
@@ -33,15 +35,23 @@ def render_full(model, phi: torch.Tensor, size: int) -> torch.Tensor:
     return render(model.renderer, phi, (size, size)).clamp(-1, 1)
 
 
+def _bicubic(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Bicubic resize to ``size x size`` (antialiased when shrinking), clamped to [-1, 1]."""
+    return F.interpolate(images, size=(size, size), mode="bicubic", align_corners=False,
+                         antialias=size < images.shape[-1]).clamp(-1, 1)
+
+
 @torch.no_grad()
 def evaluate_autoencoder(model, data_config, image_bytes: list[bytes], sizes=(256, 512, 1024),
                          lpips_net=None, device="cpu") -> dict[int, dict[str, float]]:
-    """Mean metrics per output size: ``{s: {psnr, ssim, lpips, psnr_bicubic, ..., scale_consistency}}``.
+    """Mean metrics per output size: ``{s: {psnr, ssim, lpips, colour_error, psnr_bicubic, ...,
+    psnr_own_bicubic, ... (sizes other than S), scale_consistency}}``.
 
     ``data_config``: from ``photos.eval_data_config``; ``lpips_net``: ``infd.losses.load_lpips()`` or
     ``None`` (no LPIPS columns).
     """
     model = model.to(device).eval()
+    S = model.config.input_size
     table = {}
     for s in sizes:
         samples = load_whole_images(data_config, image_bytes, s)
@@ -49,9 +59,11 @@ def evaluate_autoencoder(model, data_config, image_bytes: list[bytes], sizes=(25
         gt = torch.stack([x["gt"] for x in samples]).to(device)  # (N, 3, s, s)
         phi = model.decode(model.encode(inp))
         rec = render_full(model, phi, s)
-        bicubic = F.interpolate(inp, size=(s, s), mode="bicubic", align_corners=False).clamp(-1, 1)
-        row = {}
-        for name, pred in (("", rec), ("_bicubic", bicubic)):
+        methods = [("", rec), ("_bicubic", _bicubic(inp, s))]
+        if s != S:
+            methods.append(("_own_bicubic", _bicubic(render_full(model, phi, S), s)))
+        row = {"colour_error": metrics.colour_error(rec, gt).mean().item()}
+        for name, pred in methods:
             row["psnr" + name] = metrics.psnr(pred, gt).mean().item()
             row["ssim" + name] = metrics.ssim(pred, gt).mean().item()
             if lpips_net is not None:

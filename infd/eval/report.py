@@ -24,12 +24,13 @@ def _fmt(metric: str, value: float) -> str:
 
 def format_table(table: dict[int, dict[str, float]]) -> str:
     """A Markdown table of ``recon.evaluate_autoencoder``'s result: one row per size."""
-    cols = [c for c in ("psnr", "psnr_bicubic", "ssim", "ssim_bicubic", "lpips", "lpips_bicubic", "scale_consistency")
-            if c in next(iter(table.values()))]
+    present = set().union(*table.values())
+    cols = [c for c in ("psnr", "psnr_bicubic", "psnr_own_bicubic", "ssim", "ssim_bicubic", "lpips", "lpips_bicubic",
+                        "lpips_own_bicubic", "colour_error", "scale_consistency") if c in present]
     lines = ["| size | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for s, row in table.items():
-        lines.append(f"| {s} | " + " | ".join(f"{row[c]:.4f}" if "lpips" in c or "ssim" in c else f"{row[c]:.2f}"
-                                              for c in cols) + " |")
+        lines.append(f"| {s} | " + " | ".join("-" if c not in row else f"{row[c]:.4f}" if "lpips" in c or "ssim" in c
+                                              else f"{row[c]:.2f}" for c in cols) + " |")
     return "\n".join(lines)
 
 
@@ -112,7 +113,9 @@ def format_markdown(results: dict) -> str:
         lines += ["## Reconstruction", "",
                   "Encoder input = photo resized to the input size; render at each size vs the photo resized to it. "
                   "`scale_consistency`: PSNR (dB) of the render at 2x the size downsampled to the size vs the "
-                  "render at the size.", "",
+                  "render at the size. `*_own_bicubic`: the model's own render at the encoder size, upsampled (bicubic). "
+                  "`colour_error`: colour cast, |mean of a channel - its mean in the photo| in 8-bit levels, "
+                  "averaged over the channels.", "",
                   format_table({int(k): v for k, v in results["reconstruction"].items()}), ""]
     if "sr" in results:
         lines += ["## Arbitrary-scale super-resolution", "",

@@ -24,6 +24,7 @@ from .lpips import LPIPS, load_lpips
 class AutoencoderLossConfig:
     l1_weight: float = 1.0
     perceptual_weight: float = 1.0  # LPIPS-VGG; 0 skips loading the LPIPS network
+    perceptual_start_step: int = 0  # L1 (+ reg) only before this step: the cheap part of learning first
     gan_weight: float = 0.75  # times the adaptive weight; 0 disables the GAN
     gan_start_step: int = 0
     adaptive_gan_weight: bool = True  # False: the GAN term is weighted by gan_weight alone
@@ -33,8 +34,8 @@ class AutoencoderLossConfig:
     lpips_weights: str | None = None  # converted LPIPS file; None: $INFD_LPIPS_WEIGHTS or the cache
 
     def __post_init__(self):
-        for name in ("l1_weight", "perceptual_weight", "gan_weight", "gan_start_step", "max_adaptive_weight",
-                     "reg_weight"):
+        for name in ("l1_weight", "perceptual_weight", "perceptual_start_step", "gan_weight", "gan_start_step",
+                     "max_adaptive_weight", "reg_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
@@ -54,6 +55,11 @@ class AutoencoderLoss(nn.Module):
             lpips = load_lpips(config.lpips_weights)
         self.lpips = lpips
 
+    def lpips_active(self, step: int) -> bool:
+        """Whether the LPIPS term counts (and runs) at ``step``."""
+        c = self.config
+        return self.lpips is not None and c.perceptual_weight > 0 and step >= c.perceptual_start_step
+
     def gan_active(self, step: int) -> bool:
         """Whether the GAN terms count at ``step`` (and so whether to run the discriminator step)."""
         return self.config.gan_weight > 0 and step >= self.config.gan_start_step
@@ -70,8 +76,7 @@ class AutoencoderLoss(nn.Module):
             raise ValueError(f"real and fake must have one shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
         c = self.config
         l1 = (fake.float() - real.float()).abs().mean()  # fp32 under autocast
-        perceptual = self.lpips(fake, real).mean() if self.lpips is not None and c.perceptual_weight > 0 \
-            else l1.new_zeros(())
+        perceptual = self.lpips(fake, real).mean() if self.lpips_active(step) else l1.new_zeros(())
         rec = c.l1_weight * l1 + c.perceptual_weight * perceptual
         reg_loss = torch.as_tensor(reg_loss, dtype=rec.dtype, device=rec.device)
         total = rec + c.reg_weight * reg_loss

@@ -39,7 +39,8 @@ class AETrainConfig:
     run_dir: str = "runs/ae"
     max_steps: int = 1000
     max_minutes: float | None = None  # stop (with a checkpoint) after this long; a rerun continues
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # bf16 on CPU only where lscpu shows avx512_bf16/amx
+    channels_last: bool = False  # NHWC convolutions (model and encoder input)
     grad_clip: float = 0.0  # max grad norm; 0 disables
     ema_decay: float = 0.0  # 0 disables the EMA copy
     log_every: int = 10
@@ -86,6 +87,8 @@ def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool
     seed_run(config.seed, config.deterministic)
     acc = make_accelerator(config.mixed_precision, config.run_dir)
     model = NeuralFieldAutoencoder(config.model)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     loss_fn = AutoencoderLoss(config.loss).to(acc.device)
     opt_g = make_optimizer(model.parameters(), config.optimizer)
     opt_d = make_optimizer(loss_fn.discriminator.parameters(), config.disc_optimizer)
@@ -108,6 +111,8 @@ def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool
         while run.running():
             batch = next(batches)
             inp, gt = batch["inp"].to(acc.device), batch["gt"].to(acc.device)
+            if config.channels_last:
+                inp = inp.contiguous(memory_format=torch.channels_last)
             coord, cell = batch["coord"].to(acc.device), batch["cell"].to(acc.device)
             run.samples_seen += inp.shape[0] * acc.num_processes
 
