@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Patches per second of one data worker, with and without the JPEG draft fast path.
+"""Patches per second of one data worker: exact decoding, the JPEG draft fast path, and the draft path
+with the decoded-photo cache (``data.decode.cache_mb``, on by default; the cache warms up over the
+``--warmup`` patches, so give it at least a pass over the photos for a steady-state figure).
 
 By default builds shards of the Debian 2560x1600 JPEG photos in a temporary folder (needs
 ``apt-get install -y plasma-workspace-wallpapers``) and samples P=256 patches from them in this
-process with one torch thread, i.e. what one DataLoader worker does. Both runs use the same seed,
-hence the same scales and crops. The last line is ``patches_per_s_per_worker=<n>`` (fast path).
+process with one torch thread, i.e. what one DataLoader worker does. All runs use the same seed,
+hence the same scales and crops. The last line is ``patches_per_s_per_worker=<n>`` (the last run).
 
 Example:
-    python3 tools/bench_data.py --patches 120
+    python3 tools/bench_data.py --patches 120 --warmup 40
     python3 tools/bench_data.py --urls 'out/photos-{000000..000003}.tar' --max-size native
 """
 from __future__ import annotations
@@ -52,11 +54,13 @@ def main(argv=None) -> int:
     parser.add_argument("--encoder-size", type=int, default=256, help="S (default 256)")
     parser.add_argument("--max-size", default="1024", help="cap on r, or 'native' (default 1024, the paper)")
     parser.add_argument("--scale-dist", default="uniform", choices=["uniform", "log_uniform"])
+    parser.add_argument("--cache-mb", type=float, default=1024.0, help="decoded-photo cache of the third run "
+                        "(data.decode.cache_mb; default 1024; 0 skips that run)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    if args.patches <= 0 or args.warmup < 0:
-        parser.error("--patches must be positive and --warmup non-negative")
+    if args.patches <= 0 or args.warmup < 0 or not args.cache_mb >= 0:
+        parser.error("--patches must be positive and --warmup and --cache-mb non-negative")
     if args.max_size != "native" and not args.max_size.isdigit():
         parser.error(f"--max-size must be an integer or 'native', got {args.max_size!r}")
     torch.set_num_threads(1)  # what a DataLoader worker gets
@@ -76,19 +80,25 @@ def main(argv=None) -> int:
         config = DataConfig(urls=urls, resampled=True, seed=args.seed, patches=patches)
         print(f"P={args.patch_size} S={args.encoder_size} r~{args.scale_dist}[P, min(native, {args.max_size})], "
               f"1 process, 1 torch thread")
+        variants = {"exact decode (no draft)": dataclasses.replace(patches, fast_decode=False),
+                    "draft fast path": patches}
+        if args.cache_mb:
+            variants[f"draft + {args.cache_mb:g} MB cache"] = patches
         rates = {}
-        for fast in (False, True):
-            run = dataclasses.replace(config, patches=dataclasses.replace(patches, fast_decode=fast))
-            rates[fast] = measure(run, args.patches, args.warmup, args.quiet)
-        for fast, name in ((False, "exact decode (no draft)"), (True, "draft fast path")):
-            wall, cpu = rates[fast]
+        for name, variant in variants.items():
+            decode = dataclasses.replace(config.decode, cache_mb=args.cache_mb if "cache" in name else 0.0)
+            run = dataclasses.replace(config, patches=variant, decode=decode)
+            rates[name] = measure(run, args.patches, args.warmup, args.quiet)
+            wall, cpu = rates[name]
             print(f"{name:24s} {wall:6.1f} patches/s per worker (wall clock), {cpu:6.1f} per CPU second")
-        print(f"fast path speed-up: {rates[True][1] / rates[False][1]:.2f}x (CPU time)")
-        wall, cpu = rates[True]
+        names = list(rates)
+        for name in names[1:]:
+            print(f"{name} speed-up over exact decode: {rates[name][1] / rates[names[0]][1]:.2f}x (CPU time)")
+        wall, cpu = rates[names[-1]]
         if wall < 0.8 * cpu:
             print(f"note: the machine is busy (wall clock {wall:.1f}/s < CPU {cpu:.1f}/s): on an idle core a worker "
                   f"reaches about the per-CPU-second rate")
-    print(f"patches_per_s_per_worker={rates[True][0]:.1f}")
+    print(f"patches_per_s_per_worker={rates[names[-1]][0]:.1f}")  # the last variant: the cache when on
     return 0
 
 

@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frame-sizes", type=int, nargs="+", default=[256, 1024],
                    help="render sizes for --frame (default 256 1024)")
     p.add_argument("--batch", type=int, default=4, help="photos or samples per batch (default 4)")
+    p.add_argument("--readme", metavar="FILE", help="also replace the generated section of FILE (between "
+                   "<!-- eval-results:start --> and <!-- eval-results:end -->) with the tables and this command")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
@@ -95,6 +97,10 @@ def check_inputs(args) -> None:
             raise MissingWeightsError(f"LPIPS weights not found at {default_weights_path()}: run `{PIP_INSTALL}` "
                                       f"then `{CONVERT}`, or pass --no-lpips")
     check_writable(Path(args.out) / "results.md")
+    if args.readme:
+        from infd.eval.report import marked_section
+
+        marked_section(Path(args.readme).read_text(), args.readme)  # before hours of evaluation, not after
 
 
 def checkpoint_kind(path: str) -> str | None:
@@ -137,6 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     from infd.eval.report import write_report
 
     paths = write_report(results, args.out)
+    if args.readme:
+        import shlex
+
+        from infd.eval.report import update_readme
+
+        command = shlex.join(["python3", "tools/eval.py", *(argv if argv is not None else sys.argv[1:])])
+        update_readme(args.readme, results, command)
     print(Path(paths["markdown"]).read_text())
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
