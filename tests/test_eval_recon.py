@@ -3,6 +3,8 @@
 import ast
 import io
 import math
+import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,6 +32,27 @@ def jpeg_bytes(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
+def test_a_truncated_photo_or_shard_is_skipped_and_the_rest_kept(tmp_path, caplog):
+    """Evaluation skips what the training loader skips: a photo that does not decode, and the unreadable
+    tail of a shard (its complete photos before it are kept)."""
+    good = [png_bytes(photo(i, (24, 24))) for i in range(3)]
+    writer = ShardWriter(str(tmp_path / "a-%02d.tar"))
+    writer.write("ok0", {"png": good[0]})
+    writer.write("cut", {"png": good[1][: len(good[1]) // 2]})  # a truncated photo
+    writer.write("ok1", {"png": good[1]})
+    writer.close()
+    whole = ShardWriter(str(tmp_path / "b-%02d.tar"))
+    whole.write("ok2", {"png": good[2]})
+    whole.write("big", {"png": png_bytes(photo(9, (64, 64)))})
+    path = Path(whole.close()[0])
+    with tarfile.open(path) as tar:
+        cut = tar.getmembers()[-1].offset_data + 100
+    path.write_bytes(path.read_bytes()[:cut])  # cut inside the second member
+    config = eval_data_config([str(tmp_path / "a-00.tar"), str(path)], S)
+    assert first_images(config, None) == good
+    assert "skipped photo cut" in caplog.text and "skipped the rest of" in caplog.text
+
+
 def test_the_evaluation_data_config_decodes_exactly_in_one_ordered_pass():
     config = eval_data_config("val-{0..1}.tar", 48)
     assert config.urls == "val-{0..1}.tar" and config.mode == "whole"
@@ -43,18 +66,19 @@ def test_the_evaluation_data_config_decodes_exactly_in_one_ordered_pass():
 
 
 def test_first_images_read_in_shard_order_and_pass_over_samples_without_an_image(tmp_path):
+    first, second, third, fourth = (png_bytes(photo(i, (20, 20))) for i in range(4))
     writer = ShardWriter(str(tmp_path / "mixed-%02d.tar"), max_count=3)
-    writer.write("a", {"png": b"first"})
+    writer.write("a", {"png": first})
     writer.write("notes", {"txt": b"no photo here"})
-    writer.write("b", {"TIFF": b"second"})  # any case of the data layer's extensions
-    writer.write("c", {"webp": b"third", "json": b"{}"})
-    writer.write("d", {"jpg": b"fourth"})
+    writer.write("b", {"PNG": second})  # any case of the data layer's extensions
+    writer.write("c", {"png": third, "json": b"{}"})
+    writer.write("d", {"png": fourth})
     writer.close()
     urls = str(tmp_path / "mixed-{00..01}.tar")
     config = eval_data_config(urls, S)
-    assert first_images(config, None) == [b"first", b"second", b"third", b"fourth"]
-    assert first_images(config, 2) == [b"first", b"second"]
-    assert load_photos(config, 3) == [b"first", b"second", b"third"]
+    assert first_images(config, None) == [first, second, third, fourth]
+    assert first_images(config, 2) == [first, second]
+    assert load_photos(config, 3) == [first, second, third]
     empty = ShardWriter(str(tmp_path / "empty-%02d.tar"))
     empty.write("notes", {"txt": b"no photo here"})
     with pytest.raises(ValueError, match="no images found"):

@@ -35,6 +35,18 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def _fail(err: BaseException, code: int) -> int:
+    """Print ``err`` as one line (the training log above has the details) and return ``code``. An error
+    re-raised from a DataLoader worker ("Caught X in DataLoader worker ...", then the worker's traceback)
+    is reported by the worker's own last line."""
+    lines = [line for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
+    line = lines[0]
+    if line.startswith("Caught ") and "DataLoader worker" in line:
+        line = lines[-1].split(": ", 1)[-1]
+    print(f"error: {line}", file=sys.stderr)
+    return code
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -60,11 +72,22 @@ def main(argv=None) -> int:
 
         print(yaml.safe_dump(to_dict(config), sort_keys=False), end="")
         return 0
+    import errno
+
+    from infd.data.pipeline import DataError
+    from infd.training.guard import NonFiniteLossError
+
     try:
         result = train(config, resume=not args.no_resume, progress=not args.no_progress, init_from=args.init_from)
     except (ConfigError, CheckpointError, LatentCacheError) as err:  # set-up problems: missing cache, wrong checkpoint
-        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 2
+        return _fail(err, 2)
+    except (NonFiniteLossError, DataError) as err:  # the run failed: diverged, or its data stopped decoding
+        return _fail(err, 1)
+    except OSError as err:  # an unwritable run directory is the user's input; a full disk is a fault
+        return _fail(err, 2 if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else 1)
+    except KeyboardInterrupt:  # a second stop signal during the final checkpoint
+        print("error: interrupted", file=sys.stderr)
+        return 130
     print(f"stopped at step {result.step}; run directory: {result.run_dir}")
     return 0
 

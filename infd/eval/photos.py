@@ -10,16 +10,20 @@ equals its ``gt``); crops are computed alone (``photo_crop``).
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import torch
 from PIL import Image
 
 from infd.data import DataConfig, DecodeConfig, PatchConfig, expand_urls
-from infd.data.decode import IMAGE_EXTENSIONS, open_image
+from infd.data.decode import IMAGE_EXTENSIONS, DecodeError, finish_decode, open_image
 from infd.data.patches import decode_square, sample_whole
 from infd.data.resize import PilBox, resize_pil, resize_region
+from infd.data.shards import read_shard
 from infd.renderers.coords import Region
+
+log = logging.getLogger("infd.eval")
 
 
 def eval_data_config(urls: str | list[str], encoder_size: int, decode: DecodeConfig | None = None) -> DataConfig:
@@ -34,16 +38,28 @@ def eval_data_config(urls: str | list[str], encoder_size: int, decode: DecodeCon
 
 def first_images(data_config, count: int | None) -> list[bytes]:
     """The encoded bytes of the first ``count`` photos (all when ``None``) of ``data_config.urls``, in
-    shard order; samples without an image file are passed over."""
-    import webdataset as wds
-
-    out = []
-    for sample in wds.WebDataset(expand_urls(data_config.urls), shardshuffle=False, empty_check=False):
-        data = next((v for k, v in sample.items() if k.lower() in IMAGE_EXTENSIONS), None)
-        if data is not None:
-            out.append(data)
-        if len(out) == count:
-            break
+    shard order; samples without an image file are passed over. A photo that does not decode, and the
+    rest of a shard that cannot be read (truncated, missing), are skipped with a logged warning, as the
+    training loader skips them."""
+    out, skipped = [], 0
+    for url in expand_urls(data_config.urls):
+        try:
+            for sample in read_shard(url):
+                data = next((v for k, v in sample.items() if k.lower() in IMAGE_EXTENSIONS), None)
+                if data is None:
+                    continue
+                try:
+                    finish_decode(open_image(data, data_config.decode.max_pixels), data_config.decode.background)
+                except DecodeError as err:
+                    skipped += 1
+                    log.warning("skipped photo %s in %s: %s (%d skipped)", sample["__key__"], url, err, skipped)
+                    continue
+                out.append(data)
+                if len(out) == count:
+                    return out
+        except Exception as err:  # noqa: BLE001 - a truncated or missing shard: keep its complete photos
+            skipped += 1
+            log.warning("skipped the rest of %s: %s: %s (%d skipped)", url, type(err).__name__, err, skipped)
     return out
 
 

@@ -102,10 +102,10 @@ def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool
                       opt_d=opt_d, ema=ema.model if ema is not None else None)
     run = TrainingRun(config, acc, io, shown, Path(config.run_dir) / "checkpoints" / "model-latest.safetensors",
                       name="ae", desc="stage 1", resume=resume, progress=progress, init_from=init_from)
-    batches = run.batches(make_loader, config.data)
     # The same held-out photos for every reconstruction grid (val_data, or the training shards).
     val_data = config.val_data if config.val_data.urls else config.data
     val_images = first_images(val_data, config.num_val_images) if config.image_every and acc.is_main_process else []
+    batches = run.batches(make_loader, config.data)
 
     with run:
         while run.running():

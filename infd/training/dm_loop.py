@@ -150,8 +150,6 @@ def train_diffusion(config: DMTrainConfig, resume: bool = True, progress: bool =
                       ema=ema.model if ema is not None else None)
     run = TrainingRun(config, acc, io, bundle, Path(config.run_dir) / BUNDLE_NAME, name="dm", desc="stage 2",
                       resume=resume, progress=progress, init_from=init_from)
-    batches = run.batches(make_latent_loader, config.latents)
-
     num_classes = getattr(config.diffusion.model, "num_classes", None)
     objective = config.diffusion.objective
     mean_loss = _MeanLoss()
@@ -164,6 +162,7 @@ def train_diffusion(config: DMTrainConfig, resume: bool = True, progress: bool =
                         guidance=config.diffusion.sampler.guidance_scale)
             unwrapped.train()  # sampling switched the backbone to eval mode (without an EMA copy)
 
+    batches = run.batches(make_latent_loader, config.latents)
     with run:
         while run.running():
             batch = next(batches)

@@ -30,7 +30,7 @@ from ..checkpoint import CheckpointError, load_state_strict, read_checkpoint, sa
 from .guard import NanGuard, StopFlag
 from .run_dir import JsonlLog, write_resolved_config
 from .state import CheckpointIO, TrainResult
-from .stream import resumed_batches
+from .stream import resumed_batches, shutdown_workers
 
 log = logging.getLogger("infd.train")
 
@@ -117,12 +117,18 @@ class TrainingRun:
         self.guard = NanGuard(config.max_nonfinite_steps)
         self.desc, self.show_progress = desc, progress and acc.is_main_process
         self.out_of_time = False  # set when max_minutes ended the loop
+        self._streams: list[Iterator[dict]] = []  # shut down when the run's ``with`` block ends
 
     def batches(self, make_loader: Callable, data_config) -> Iterator[dict]:
-        """This rank's batches of ``make_loader(data_config)``, continued from the run's position."""
-        return resumed_batches(make_loader, data_config, seed=self.config.seed, exact_resume=self.config.exact_resume,
-                               step=self.step, samples_seen=self.samples_seen, rank=self.acc.process_index,
-                               world_size=self.acc.num_processes)
+        """This rank's batches of ``make_loader(data_config)``, continued from the run's position. Their
+        worker processes end with the run's ``with`` block, an exception included (take the batches just
+        before it, so nothing in between can fail with the workers running)."""
+        stream = resumed_batches(make_loader, data_config, seed=self.config.seed,
+                                 exact_resume=self.config.exact_resume, step=self.step,
+                                 samples_seen=self.samples_seen, rank=self.acc.process_index,
+                                 world_size=self.acc.num_processes)
+        self._streams.append(stream)
+        return stream
 
     def __enter__(self) -> TrainingRun:
         """Start the loop: catch stop signals, show progress, start the rate clock and the time budget."""
@@ -135,6 +141,8 @@ class TrainingRun:
         return self
 
     def __exit__(self, *exc):
+        for stream in self._streams:  # before anything else: an exception must not leave workers behind
+            shutdown_workers(stream)
         return self._stop.__exit__(*exc)
 
     def running(self) -> bool:

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Callable, Iterator
 
 import torch
 
 from .guard import ignore_stop_signals
+
+log = logging.getLogger("infd.train")
 
 
 def resumed_batches(make_loader: Callable, data_config, *, seed: int, exact_resume: bool, step: int,
@@ -27,3 +30,23 @@ def resumed_batches(make_loader: Callable, data_config, *, seed: int, exact_resu
         for _ in range(samples_seen // (data_config.batch_size * world_size)):
             next(batches)  # replay, so the stream continues exactly where the saved run was
     return batches
+
+
+def shutdown_workers(batches: Iterator, timeout: float = 5.0) -> None:
+    """Stop the worker processes of a DataLoader iterator now, whatever state the run is in.
+
+    The workers ignore SIGTERM (``ignore_stop_signals``), so the terminate-and-join that Python runs for
+    child processes at exit would wait for them forever after an exception; here they are asked to stop,
+    and killed if they have not within ``timeout`` seconds. A no-op for in-process loading.
+    """
+    workers = list(getattr(batches, "_workers", []))
+    shutdown = getattr(batches, "_shutdown_workers", None)
+    if shutdown is not None:
+        try:
+            shutdown()
+        except Exception as err:  # noqa: BLE001 - a broken queue must not stop the kill below
+            log.warning("data loader shutdown failed (%s: %s); killing its workers", type(err).__name__, err)
+    for worker in workers:
+        if worker.is_alive():
+            worker.kill()
+            worker.join(timeout)
