@@ -30,6 +30,9 @@ def parse_args(argv=None):
     parser.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints in the run directory")
     parser.add_argument("--init-from", metavar="WEIGHTS", help="when the run directory has no saved state: start "
                         "from these .safetensors weights (same architecture; optimisers fresh, step from the file)")
+    parser.add_argument("--allow-config-change", action="store_true", help="resume a run whose saved config "
+                        "differs from this one (beyond run length and reporting) and apply the new one: the "
+                        "restored optimisers take its lr, betas and weight decay")
     parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
@@ -78,7 +81,8 @@ def main(argv=None) -> int:
     from infd.training.guard import NonFiniteLossError
 
     try:
-        result = train(config, resume=not args.no_resume, progress=not args.no_progress, init_from=args.init_from)
+        result = train(config, resume=not args.no_resume, progress=not args.no_progress, init_from=args.init_from,
+                       allow_config_change=args.allow_config_change)
     except (ConfigError, CheckpointError, LatentCacheError) as err:  # set-up problems: missing cache, wrong checkpoint
         return _fail(err, 2)
     except (NonFiniteLossError, DataError) as err:  # the run failed: diverged, or its data stopped decoding

@@ -82,7 +82,7 @@ def average_gradients(module: torch.nn.Module, acc):
 
 
 def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool = True,
-                      init_from: str | None = None) -> TrainResult:
+                      init_from: str | None = None, allow_config_change: bool = False) -> TrainResult:
     """Run (or continue) stage-1 training up to ``config.max_steps`` (or a stop signal, or ``max_minutes``)."""
     seed_run(config.seed, config.deterministic)
     acc = make_accelerator(config.mixed_precision, config.run_dir)
@@ -101,7 +101,9 @@ def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool
     io = CheckpointIO(config.run_dir, config.keep_checkpoints, model=unwrapped, discriminator=disc, opt_g=opt_g,
                       opt_d=opt_d, ema=ema.model if ema is not None else None)
     run = TrainingRun(config, acc, io, shown, Path(config.run_dir) / "checkpoints" / "model-latest.safetensors",
-                      name="ae", desc="stage 1", resume=resume, progress=progress, init_from=init_from)
+                      name="ae", desc="stage 1", resume=resume, progress=progress, init_from=init_from,
+                      optimizers={"opt_g": config.optimizer, "opt_d": config.disc_optimizer},
+                      allow_config_change=allow_config_change)
     # The same held-out photos for every reconstruction grid (val_data, or the training shards).
     val_data = config.val_data if config.val_data.urls else config.data
     val_images = first_images(val_data, config.num_val_images) if config.image_every and acc.is_main_process else []

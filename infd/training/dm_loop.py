@@ -125,7 +125,7 @@ class _MeanLoss:
 
 
 def train_diffusion(config: DMTrainConfig, resume: bool = True, progress: bool = True,
-                    init_from: str | None = None) -> TrainResult:
+                    init_from: str | None = None, allow_config_change: bool = False) -> TrainResult:
     """Run (or continue) stage-2 training up to ``config.max_steps`` (or a stop signal, or ``max_minutes``)."""
     if not config.autoencoder:
         raise ConfigError("config key 'autoencoder' must name the stage-1 checkpoint the latent cache was made with")
@@ -149,7 +149,8 @@ def train_diffusion(config: DMTrainConfig, resume: bool = True, progress: bool =
     io = CheckpointIO(config.run_dir, config.keep_checkpoints, model=unwrapped, optimizer=optimizer,
                       ema=ema.model if ema is not None else None)
     run = TrainingRun(config, acc, io, bundle, Path(config.run_dir) / BUNDLE_NAME, name="dm", desc="stage 2",
-                      resume=resume, progress=progress, init_from=init_from)
+                      resume=resume, progress=progress, init_from=init_from, optimizers={"optimizer": config.optimizer},
+                      allow_config_change=allow_config_change)
     num_classes = getattr(config.diffusion.model, "num_classes", None)
     objective = config.diffusion.objective
     mean_loss = _MeanLoss()

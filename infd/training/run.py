@@ -18,6 +18,7 @@ The config of either stage has the keys used here: ``run_dir``, ``max_steps``, `
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ from tqdm.auto import tqdm
 
 from ..checkpoint import CheckpointError, load_state_strict, read_checkpoint, save_model
 from .guard import NanGuard, StopFlag
-from .run_dir import JsonlLog, write_resolved_config
+from .run_dir import JsonlLog, RunDirLock, config_changes, read_resolved_config, write_resolved_config
 from .state import CheckpointIO, TrainResult
 from .stream import resumed_batches, shutdown_workers
 
@@ -87,6 +88,20 @@ def init_weights(io: CheckpointIO, path: str | Path) -> int:
         raise CheckpointError(f"{path}: step metadata {metadata['step']!r} is not a number") from None
 
 
+def apply_optimizer_settings(io: CheckpointIO, optimizers: dict) -> None:
+    """Set each restored optimiser's hyper-parameters (lr, betas, weight decay, eps) from its config:
+    ``optimizers`` maps a part name of ``io`` to its ``OptimizerConfig``."""
+    for name, settings in optimizers.items():
+        optimizer = io.parts.get(name)
+        if optimizer is None:
+            continue
+        for group in optimizer.param_groups:
+            group.update(lr=settings.lr, betas=tuple(settings.betas), weight_decay=settings.weight_decay,
+                         eps=settings.eps)
+            if "initial_lr" in group:
+                group["initial_lr"] = settings.lr
+
+
 class TrainingRun:
     """One run of a training loop: its position, run directory, logs and checkpoints.
 
@@ -96,20 +111,20 @@ class TrainingRun:
     """
 
     def __init__(self, config, acc, io: CheckpointIO, export_model: torch.nn.Module, export_path: str | Path, *,
-                 name: str, desc: str, resume: bool = True, progress: bool = True, init_from: str | Path | None = None):
+                 name: str, desc: str, resume: bool = True, progress: bool = True, init_from: str | Path | None = None,
+                 optimizers: dict | None = None, allow_config_change: bool = False):
         self.config, self.acc, self.io = config, acc, io
         self.export_model, self.export_path = export_model, Path(export_path)
         self.run_dir = Path(config.run_dir)
         self.step, self.samples_seen = 0, 0  # samples_seen: drawn from the data stream by all ranks
-        state_path = io.latest() if resume else None
-        if state_path is not None:
-            self.step, self.samples_seen = io.load(state_path)
-            if acc.is_main_process:
-                log.info("resumed from %s (step %d)", state_path, self.step)
-        elif init_from is not None:
-            self.step = init_weights(io, init_from)
-            if acc.is_main_process:
-                log.info("initialised from %s (step %d; optimisers fresh)", init_from, self.step)
+        # One run per directory: a second one would resume the first's state and overwrite its checkpoints.
+        self.lock = RunDirLock(self.run_dir).acquire() if acc.is_main_process else None
+        try:
+            self._restore(resume, init_from, optimizers or {}, allow_config_change)
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            raise
         if acc.is_main_process:
             write_resolved_config(self.run_dir, config)
             acc.init_trackers(name)
@@ -118,6 +133,37 @@ class TrainingRun:
         self.desc, self.show_progress = desc, progress and acc.is_main_process
         self.out_of_time = False  # set when max_minutes ended the loop
         self._streams: list[Iterator[dict]] = []  # shut down when the run's ``with`` block ends
+
+    def _restore(self, resume, init_from, optimizers, allow_config_change):
+        """Restore the latest state (checking the config against the saved one) or the ``init_from`` weights."""
+        io, acc = self.io, self.acc
+        state_path = io.latest() if resume else None
+        if state_path is not None:
+            changes = self._config_changes()
+            if changes and not allow_config_change:
+                shown = "; ".join(f"{k}: {old!r} -> {new!r}" for k, old, new in changes[:4])
+                more = f" (and {len(changes) - 4} more)" if len(changes) > 4 else ""
+                raise CheckpointError(f"{self.run_dir} was trained with another config: {shown}{more}; resume with "
+                                      "--allow-config-change to apply it, or give another --run-dir")
+            self.step, self.samples_seen = io.load(state_path)
+            if changes:  # applied explicitly: the restored optimisers take the config's settings
+                apply_optimizer_settings(io, optimizers)
+                if acc.is_main_process:
+                    log.warning("resuming with a changed config: %s", ", ".join(k for k, _, _ in changes))
+            if acc.is_main_process:
+                log.info("resumed from %s (step %d)", state_path, self.step)
+        elif init_from is not None:
+            self.step = init_weights(io, init_from)
+            if acc.is_main_process:
+                log.info("initialised from %s (step %d; optimisers fresh)", init_from, self.step)
+
+    def _config_changes(self) -> list:
+        saved = read_resolved_config(self.run_dir)
+        if saved is None:
+            return []
+        from ..config import to_dict
+
+        return config_changes(saved, json.loads(json.dumps(to_dict(self.config))))
 
     def batches(self, make_loader: Callable, data_config) -> Iterator[dict]:
         """This rank's batches of ``make_loader(data_config)``, continued from the run's position. Their
@@ -143,6 +189,8 @@ class TrainingRun:
     def __exit__(self, *exc):
         for stream in self._streams:  # before anything else: an exception must not leave workers behind
             shutdown_workers(stream)
+        if exc[0] is not None and self.lock is not None:
+            self.lock.release()  # a failed run frees its directory (finish() does it otherwise)
         return self._stop.__exit__(*exc)
 
     def running(self) -> bool:
@@ -208,7 +256,10 @@ class TrainingRun:
             self.checkpoint()
 
     def finish(self, model: torch.nn.Module) -> TrainResult:
-        """Close the progress bar and the trackers; ``model`` is what the run returns."""
+        """Close the progress bar and the trackers and release the run directory; ``model`` is what the run
+        returns."""
         self.bar.close()
         self.acc.end_training()
+        if self.lock is not None:
+            self.lock.release()
         return TrainResult(self.run_dir, model, self.step, self.acc.num_processes)
