@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -41,20 +42,20 @@ def _convert(tp, value, path: str):
                 return _convert(arg, value, path)
             except ConfigError as err:
                 errors.append(str(err))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{path}: no type of {tp} accepts {value!r}")
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{path}: no type of {tp} accepts {short_repr(value)}")
     if origin is typing.Literal:
         if value not in args:
-            raise ConfigError(f"config key '{path}' must be one of {list(args)}, got {value!r}")
+            raise ConfigError(f"config key '{path}' must be one of {list(args)}, got {short_repr(value)}")
         return value
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         if not isinstance(value, dict):
-            raise ConfigError(f"config key '{path}' must be a mapping for {tp.__name__}, got {value!r}")
+            raise ConfigError(f"config key '{path}' must be a mapping for {tp.__name__}, got {short_repr(value)}")
         return from_dict(tp, value, path)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key '{path}' must be a list, got {value!r}")
+            raise ConfigError(f"config key '{path}' must be a list, got {short_repr(value)}")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
         if len(args) != len(value):
@@ -62,38 +63,38 @@ def _convert(tp, value, path: str):
         return tuple(_convert(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"config key '{path}' must be a mapping, got {value!r}")
+            raise ConfigError(f"config key '{path}' must be a mapping, got {short_repr(value)}")
         return dict(value)
     if origin is list or tp is list:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key '{path}' must be a list, got {value!r}")
+            raise ConfigError(f"config key '{path}' must be a list, got {short_repr(value)}")
         inner = args[0] if args else Any
         return [_convert(inner, v, f"{path}[{i}]") for i, v in enumerate(value)]
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"config key '{path}' must be true/false, got {value!r}")
+            raise ConfigError(f"config key '{path}' must be true/false, got {short_repr(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"config key '{path}' must be an integer, got {value!r}")
+            raise ConfigError(f"config key '{path}' must be an integer, got {short_repr(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"config key '{path}' must be a number, got {value!r}")
+            raise ConfigError(f"config key '{path}' must be a number, got {short_repr(value)}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"config key '{path}' must be a string, got {value!r}")
+            raise ConfigError(f"config key '{path}' must be a string, got {short_repr(value)}")
         return value
     if isinstance(tp, type) and not isinstance(value, tp):
-        raise ConfigError(f"config key '{path}' must be {_type_name(tp)}, got {value!r}")
+        raise ConfigError(f"config key '{path}' must be {_type_name(tp)}, got {short_repr(value)}")
     return value
 
 
 def from_dict(cls: type[T], data: dict, path: str = "") -> T:
     """Build dataclass ``cls`` from a (nested) dict; unknown keys raise ``ConfigError`` with their path."""
     if not isinstance(data, dict):
-        raise ConfigError(f"config '{path or cls.__name__}' must be a mapping, got {data!r}")
+        raise ConfigError(f"config '{path or cls.__name__}' must be a mapping, got {short_repr(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs = {}
@@ -113,14 +114,46 @@ def from_dict(cls: type[T], data: dict, path: str = "") -> T:
         raise ConfigError(f"{path or cls.__name__}: {err}") from None
 
 
+def short_repr(value, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: messages never format an unbounded value (a YAML
+    alias bomb expands to gigabytes)."""
+    if isinstance(value, (dict, list, tuple, set)) and len(value) > limit:
+        return f"<{type(value).__name__} of {len(value)} items>"
+    text = reprlib.repr(value) if isinstance(value, (dict, list, tuple, set)) else repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+MAX_YAML_NODES = 100_000  # far above any config or layout; a "billion laughs" file expands past it at once
+
+
+def _expanded_size(node, limit: int) -> int:
+    """Nodes of a composed YAML document counted with every alias expanded, stopping past ``limit``."""
+    import yaml
+
+    total, stack = 0, [node]
+    while stack:
+        node = stack.pop()
+        total += 1
+        if total > limit:
+            break
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack.extend((key, value))
+    return total
+
+
 def to_dict(config) -> dict:
     """A JSON-ready dict of a config dataclass (tuples become lists)."""
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
-def _yaml_load(text: str):
+def yaml_load(text: str, max_nodes: int = MAX_YAML_NODES):
     """``yaml.safe_load`` with YAML 1.2's scalars: only true/false are booleans (``no``, ``on`` stay
-    strings, e.g. ``mixed_precision: no``) and ``1e-4`` is a float, as users type them."""
+    strings, e.g. ``mixed_precision: no``) and ``1e-4`` is a float, as users type them. A document that
+    expands (aliases included) to more than ``max_nodes`` nodes raises ``yaml.YAMLError`` before any of
+    it is built."""
     import re
 
     import yaml
@@ -137,7 +170,21 @@ def _yaml_load(text: str):
         "tag:yaml.org,2002:float",
         re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
         list("-+0123456789."))
-    return yaml.load(text, Loader=Loader)
+    loader = Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, max_nodes) > max_nodes:
+            error = yaml.YAMLError()
+            error.problem = f"the document expands to more than {max_nodes} nodes (YAML aliases?); refusing to build it"
+            raise error
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+_yaml_load = yaml_load
 
 
 def load_config(cls: type[T], path: str | Path, overrides: dict | None = None) -> T:
@@ -149,6 +196,8 @@ def load_config(cls: type[T], path: str | Path, overrides: dict | None = None) -
         raise ConfigError(f"config file not found: {path}")
     try:
         data = _yaml_load(path.read_text()) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot parse config {path}: not a text file") from None
     except yaml.YAMLError as err:
         line = getattr(getattr(err, "problem_mark", None), "line", None)
         where = f" (line {line + 1})" if line is not None else ""
@@ -177,7 +226,7 @@ def parse_overrides(items: list[str]) -> dict:
     out: dict = {}
     for item in items:
         if "=" not in item:
-            raise ConfigError(f"override must look like key.path=value, got {item!r}")
+            raise ConfigError(f"override must look like key.path=value, got {short_repr(item)}")
         key, raw = item.split("=", 1)
         node = out
         *parents, leaf = key.split(".")

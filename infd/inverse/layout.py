@@ -25,6 +25,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from infd.config import short_repr, yaml_load
 from infd.renderers.coords import FractionalWindow, check_resolution
 
 TERM_KEYS = {
@@ -72,10 +73,10 @@ def _is_number(v) -> bool:
 def _parse_term(raw, index: int, base_dir: Path) -> TermSpec:
     where = f"term {index}"
     if not isinstance(raw, dict):
-        raise LayoutError(f"{where} must be a mapping with a 'kind', got {raw!r}")
+        raise LayoutError(f"{where} must be a mapping with a 'kind', got {short_repr(raw)}")
     kind = raw.get("kind")
     if kind not in TERM_KEYS:
-        raise LayoutError(f"{where}: unknown term kind {kind!r} (known: {', '.join(TERM_KEYS)})")
+        raise LayoutError(f"{where}: unknown term kind {short_repr(kind)} (known: {', '.join(TERM_KEYS)})")
     where = f"term {index} ({kind})"
     unknown = sorted(set(raw) - COMMON_KEYS - TERM_KEYS[kind])
     if unknown:
@@ -86,7 +87,7 @@ def _parse_term(raw, index: int, base_dir: Path) -> TermSpec:
             raise LayoutError(f"{where}: missing '{key}'")
     box = raw["box"]
     if not (isinstance(box, (list, tuple)) and len(box) == 4 and all(_is_number(v) for v in box)):
-        raise LayoutError(f"{where}: box must be four numbers [y0, x0, y1, x1], got {box!r}")
+        raise LayoutError(f"{where}: box must be four numbers [y0, x0, y1, x1], got {short_repr(box)}")
     try:
         box = FractionalWindow(*(float(v) for v in box))
         resolution = None if raw.get("resolution") is None else check_resolution(
@@ -95,22 +96,22 @@ def _parse_term(raw, index: int, base_dir: Path) -> TermSpec:
         raise LayoutError(f"{where}: {err}") from None
     weight = raw.get("weight", 1.0)
     if not _is_number(weight) or weight < 0:
-        raise LayoutError(f"{where}: weight must be a number >= 0, got {weight!r}")
+        raise LayoutError(f"{where}: weight must be a number >= 0, got {short_repr(weight)}")
     name = raw.get("name", f"{kind}{index}")
     if not isinstance(name, str) or not name:
-        raise LayoutError(f"{where}: name must be a non-empty string, got {name!r}")
+        raise LayoutError(f"{where}: name must be a non-empty string, got {short_repr(name)}")
     fields = dict(kind=kind, name=name, box=box, resolution=resolution, weight=float(weight))
     if kind == "clip_text":
         if not isinstance(raw["prompt"], str) or not raw["prompt"].strip():
-            raise LayoutError(f"{where}: prompt must be a non-empty string, got {raw['prompt']!r}")
+            raise LayoutError(f"{where}: prompt must be a non-empty string, got {short_repr(raw['prompt'])}")
         cutouts = raw.get("cutouts", 0)
         if not isinstance(cutouts, int) or isinstance(cutouts, bool) or cutouts < 0:
-            raise LayoutError(f"{where}: cutouts must be an integer >= 0, got {cutouts!r}")
+            raise LayoutError(f"{where}: cutouts must be an integer >= 0, got {short_repr(cutouts)}")
         fields.update(prompt=raw["prompt"], cutouts=cutouts)
     for key in ("image", "known_mask"):
         if key in TERM_KEYS[kind]:
             if not isinstance(raw[key], str):
-                raise LayoutError(f"{where}: {key} must be a file path, got {raw[key]!r}")
+                raise LayoutError(f"{where}: {key} must be a file path, got {short_repr(raw[key])}")
             path = base_dir / raw[key]
             if not path.is_file():
                 raise LayoutError(f"{where}: {key} not found: {path}")
@@ -147,8 +148,9 @@ def load_layout(path: str | Path) -> Layout:
         raise LayoutError(f"layout file not found: {path}")
     try:
         text = path.read_text()
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml_load(text)
     except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        text = getattr(err, "problem", None) or str(err).strip()
+        first = text.splitlines()[0] if text else type(err).__name__
         raise LayoutError(f"{path}: cannot parse: {first}") from None
     return parse_layout(data, path.parent, str(path))
