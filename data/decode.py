@@ -50,6 +50,8 @@ class DecodeConfig:
     max_pixels: decompression-bomb limit on width x height, checked from the header before any
         pixel is decoded (default 100 MP: three 8K frames). Pillow's own hard stop at
         2 x ``Image.MAX_IMAGE_PIXELS`` (~179 MP) applies on top unless an application raises it.
+    max_file_mb: shard members (encoded files) above this size are skipped and counted before any of
+        their bytes is read (a sparse member can claim gigabytes in a tiny shard).
     cache_mb: decoded RGB pixels each data worker keeps (``DecodeCache``, least recently used out), so
         the many patches drawn from one photo pay its decode once; 0 decodes every time. A photo
         sits in the cache at each draft scale it was decoded at (a 2560 x 1600 JPEG: 12 MB at full
@@ -59,12 +61,19 @@ class DecodeConfig:
     background: Literal["white", "black"] = "white"
     max_pixels: int = 100_000_000
     cache_mb: float = 0.0
+    max_file_mb: float = 512.0  # encoded bytes of one shard member; larger members are skipped unread
 
     def __post_init__(self):
         if self.max_pixels <= 0:
             raise ValueError(f"max_pixels must be positive, got {self.max_pixels}")
         if not self.cache_mb >= 0:  # also refuses NaN
             raise ValueError(f"cache_mb must be >= 0, got {self.cache_mb}")
+        if not self.max_file_mb > 0:
+            raise ValueError(f"max_file_mb must be positive, got {self.max_file_mb}")
+
+    @property
+    def max_file_bytes(self) -> int | None:
+        return None if self.max_file_mb == float("inf") else int(self.max_file_mb * 2**20)
 
 
 class DecodeCache:

@@ -158,7 +158,8 @@ class ShardDataset(IterableDataset):
         """Tar samples of each shard in turn; an unreadable shard (or its unreadable tail) is skipped."""
         for url in urls:
             try:
-                yield from read_shard(url)
+                yield from read_shard(url, self.config.decode.max_file_bytes,
+                                      on_skip=lambda name, reason, url=url: self._fail(url, name, reason))
             except Exception as err:  # noqa: BLE001 - missing, truncated, or failing pipe: next shard
                 self.stats["shard_errors"] += 1
                 self._fail(url, "", f"unreadable shard: {type(err).__name__}: {err}")

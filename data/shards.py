@@ -9,7 +9,9 @@ order (relative paths sorted), so the same folder always gives the same shards, 
 and renamed when complete. Files that do not decode (``verify``) are skipped and reported.
 
 ``read_shard(url)`` streams the samples of one shard: a local path or anything webdataset's
-``gopen`` opens (``pipe:cmd``, ``http(s)://`` via curl, ...).
+``gopen`` opens (``pipe:cmd``, ``http(s)://`` via curl, ...). Members larger than a cap (a sparse
+"2 GB" member in a 20 KB file) and members whose names are not plain relative paths (``../x``,
+``/etc/x``: unsafe to extract, and never copied into a tar this project writes) are skipped unread.
 """
 from __future__ import annotations
 
@@ -50,12 +52,18 @@ class ShardSummary:
 
 def list_images(src_dir: str | Path) -> list[Path]:
     """Image files under ``src_dir`` (recursive, by extension, case-insensitive), sorted by their
-    relative path; hidden files and folders are ignored."""
+    relative path; hidden files and folders are ignored. Symlinked folders are followed once per real
+    folder: a link back up the tree (a cycle) or a second link to a folder already walked adds nothing."""
     root = Path(src_dir)
     if not root.is_dir():
         raise ShardError(f"source folder not found: {root}")
-    found = []
+    found, seen = [], set()
     for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.stat(folder)
+        if (real.st_dev, real.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((real.st_dev, real.st_ino))
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in files:
             if not name.startswith(".") and name.rsplit(".", 1)[-1].lower() in IMAGE_EXTENSIONS \
@@ -94,7 +102,10 @@ class ShardWriter:
         self._count = self._size = 0
 
     def write(self, key: str, files: dict[str, bytes]) -> None:
-        """Add one sample: ``files`` maps extensions to bytes, stored as ``{key}.{ext}``."""
+        """Add one sample: ``files`` maps extensions to bytes, stored as ``{key}.{ext}``; ``ShardError`` for
+        a key that is not a plain relative name (``safe_name``)."""
+        if not safe_name(key) or any(not ext or "/" in ext for ext in files):
+            raise ShardError(f"unsafe sample key or extension for a tar member: {key[:80]!r}")
         size = sum(_member_size(len(data)) for data in files.values())
         if self._tar is not None and (self._count >= self.max_count
                                       or self._size + size + tarfile.RECORDSIZE > self.max_size):
@@ -191,11 +202,25 @@ def write_shards(files: Iterable[str | Path], root: str | Path, pattern: str, *,
     return summary
 
 
-def read_shard(url: str) -> Iterator[dict]:
+DEFAULT_MAX_MEMBER_BYTES = 512 << 20  # far above any photo; what one member may cost in memory
+
+
+def safe_name(name: str) -> bool:
+    """Whether a tar member name is a plain relative path: not empty or absolute, no ``..``/``.``/empty
+    parts, no backslashes or control characters (safe to extract anywhere, and to copy into a tar)."""
+    if not name or name.startswith("/") or "\\" in name or any(ord(c) < 32 for c in name):
+        return False
+    return all(part not in ("", ".", "..") for part in name.split("/"))
+
+
+def read_shard(url: str, max_member_bytes: int | None = DEFAULT_MAX_MEMBER_BYTES,
+               on_skip: Callable[[str, str], None] | None = None) -> Iterator[dict]:
     """Samples ``{"__key__", "__url__", ext: bytes, ...}`` of one tar shard, in file order.
 
     Consecutive files sharing a key (the name up to the first dot of its last path part) form a
-    sample. A read error ends the shard with an exception after the complete samples before it.
+    sample. A read error ends the shard with an exception after the complete samples before it. Members
+    over ``max_member_bytes`` (None: no cap) or with unsafe names (``safe_name``) are passed over without
+    reading their data, each reported to ``on_skip(name, reason)``.
     """
     from webdataset.gopen import gopen  # imported here: only readers need webdataset
 
@@ -206,6 +231,13 @@ def read_shard(url: str) -> Iterator[dict]:
             for member in tar:
                 folder, _, name = member.name.rpartition("/")
                 if not member.isreg() or "." not in name:
+                    continue
+                reason = ("unsafe member name" if not safe_name(member.name) else
+                          f"member of {member.size} bytes is over the {max_member_bytes}-byte cap"
+                          if max_member_bytes is not None and member.size > max_member_bytes else None)
+                if reason is not None:
+                    if on_skip is not None:
+                        on_skip(member.name[:200], reason)
                     continue
                 stem, ext = name.split(".", 1)
                 key = f"{folder}/{stem}" if folder else stem

@@ -148,3 +148,20 @@ def test_make_shards_refuses_unbounded_or_empty_limits_in_one_line(tmp_path, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert exited.value.code == 2 and len(err) == 1 and message in err[0]
     assert not list(tmp_path.glob("p-*"))
+
+
+def test_symlinked_folders_are_walked_once_and_cycles_end(tmp_path):
+    """A link back up the tree and a second link to a walked folder add nothing (each image once)."""
+    src = tmp_path / "src"
+    (src / "a" / "b").mkdir(parents=True)
+    (src / "c").mkdir()
+    for path in (src / "a" / "one.png", src / "a" / "b" / "two.png", src / "c" / "three.png"):
+        Image.new("RGB", (8, 8), (10, 20, 30)).save(path)
+    (src / "a" / "b" / "loop").symlink_to(src / "a", target_is_directory=True)  # a cycle
+    (src / "a" / "b" / "up").symlink_to(src, target_is_directory=True)  # a cycle through the root
+    (src / "z_again").symlink_to(src / "c", target_is_directory=True)  # a second name for a folder
+    (src / "external").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "elsewhere" / "four.png")
+    names = sorted(p.name for p in list_images(src))
+    assert names == ["four.png", "one.png", "three.png", "two.png"]

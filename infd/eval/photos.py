@@ -44,7 +44,10 @@ def first_images(data_config, count: int | None) -> list[bytes]:
     out, skipped = [], 0
     for url in expand_urls(data_config.urls):
         try:
-            for sample in read_shard(url):
+            def skip(name, reason, url=url):
+                log.warning("skipped %s in %s: %s", name, url, reason)
+
+            for sample in read_shard(url, data_config.decode.max_file_bytes, on_skip=skip):
                 data = next((v for k, v in sample.items() if k.lower() in IMAGE_EXTENSIONS), None)
                 if data is None:
                     continue
