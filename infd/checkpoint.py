@@ -87,13 +87,61 @@ def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: 
     model.load_state_dict(state, strict=True)
 
 
+MAX_CONFIG_INT = 1 << 20  # any integer in a model config (steps, codes, classes, ...)
+MAX_WIDTH = 8192  # channels / hidden widths (times their multipliers): a 3x3 conv of 8192^2 is 2.4 GB
+MAX_INPUT_SIDE = 16384  # input_size and other image sides
+
+
+def check_model_config(config, path: str = "") -> None:
+    """``ConfigError`` for a model config no machine builds or runs: negative integers, integers past
+    ``MAX_CONFIG_INT``, widths past ``MAX_WIDTH`` (``channels x max(channel_mult)`` included), image sides
+    past ``MAX_INPUT_SIDE``. Checked before building, so hostile metadata cannot allocate terabytes."""
+    import dataclasses
+
+    if not dataclasses.is_dataclass(config):
+        return
+    for f in dataclasses.fields(config):
+        value, key = getattr(config, f.name), f"{path}{f.name}"
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            if dataclasses.is_dataclass(v):
+                check_model_config(v, key + ".")
+            elif isinstance(v, dict):
+                check_model_config_dict(v, key + ".")
+            elif isinstance(v, int) and not isinstance(v, bool):
+                if not 0 <= v <= MAX_CONFIG_INT:
+                    raise ConfigError(f"model config {key} = {v} is out of range [0, {MAX_CONFIG_INT}]")
+                if ("channels" in f.name or f.name in ("hidden", "width", "dim")) and v > MAX_WIDTH:
+                    raise ConfigError(f"model config {key} = {v} is wider than {MAX_WIDTH}")
+                if f.name.endswith("size") and v > MAX_INPUT_SIDE:
+                    raise ConfigError(f"model config {key} = {v} is larger than {MAX_INPUT_SIDE}")
+    channels, mult = getattr(config, "channels", None), getattr(config, "channel_mult", None)
+    if isinstance(channels, int) and mult and channels * max(mult) > MAX_WIDTH:
+        raise ConfigError(f"model config {path}channels x max(channel_mult) = {channels * max(mult)} is wider "
+                          f"than {MAX_WIDTH}")
+
+
+def check_model_config_dict(data: dict, path: str) -> None:
+    """``check_model_config`` for a free-form ``args`` mapping (e.g. a renderer's)."""
+    for name, v in data.items():
+        key = f"{path}{name}"
+        if isinstance(v, dict):
+            check_model_config_dict(v, key + ".")
+        elif isinstance(v, int) and not isinstance(v, bool):
+            if not 0 <= v <= MAX_CONFIG_INT or ("channels" in name or name == "hidden") and v > MAX_WIDTH:
+                raise ConfigError(f"model config {key} = {v} is out of range")
+
+
 def build_model(kind: str, config: dict | object) -> nn.Module:
-    """Instantiate a registered model kind from a config dict or dataclass."""
+    """Instantiate a registered model kind from a config dict or dataclass (checked by
+    ``check_model_config`` first)."""
     import_builtin_models()
     if kind not in MODEL_KINDS:
         raise CheckpointError(f"unknown model kind '{kind}' (known: {', '.join(sorted(MODEL_KINDS))})")
     cls, config_cls = MODEL_KINDS[kind]
-    return cls(config if isinstance(config, config_cls) else from_dict(config_cls, config))
+    config = config if isinstance(config, config_cls) else from_dict(config_cls, config)
+    check_model_config(config)
+    return cls(config)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
@@ -106,7 +154,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Modul
         raise CheckpointError(f"{path} is not an infd checkpoint (no kind/config metadata)")
     try:
         model = build_model(metadata["kind"], json.loads(metadata["config"]))
-    except (ConfigError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{path}: stored config is invalid: {err}") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: stored config is nested too deeply") from None
+    except (ConfigError, ValueError, TypeError, RuntimeError, OverflowError) as err:  # JSON errors are ValueErrors
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        raise CheckpointError(f"{path}: stored config is invalid: {first}") from None
     load_state_strict(model, state, source=str(path))
     return model.to(device).eval()

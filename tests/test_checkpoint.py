@@ -77,3 +77,45 @@ def test_non_finite_weights_are_refused_at_load(tmp_path):
     save_file(state, str(tmp_path / "nan.safetensors"), metadata=metadata)
     with pytest.raises(CheckpointError, match="renderer.conv_out.weight holds NaN"):
         load_model(tmp_path / "nan.safetensors")
+
+
+def _with_config(tmp_path, change) -> str:
+    """A real tiny checkpoint whose stored config is rewritten by ``change(dict)``."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+
+    path = save_model(tiny(), tmp_path / "ok.safetensors")
+    with safe_open(str(path), framework="pt") as f:
+        metadata = dict(f.metadata())
+    config = json.loads(metadata["config"])
+    metadata["config"] = change(config) if callable(change) else change
+    if not isinstance(metadata["config"], str):
+        metadata["config"] = json.dumps(metadata["config"])
+    out = tmp_path / "hostile.safetensors"
+    save_file(load_file(str(path)), str(out), metadata=metadata)
+    return str(out)
+
+
+def _set(key, value):
+    def change(config):
+        config[key] = value
+        return config
+    return change
+
+
+@pytest.mark.parametrize("change, message", [
+    (_set("channels", 10 ** 9), "out of range"),
+    (_set("channels", 8192), "wider than 8192"),
+    (_set("input_size", 10 ** 6), "larger than 16384"),
+    (_set("channels", -8), "out of range"),
+    (_set("field_channels", 10 ** 5), "wider than 8192"),
+    ('{"a": ' * 100_000 + "1" + "}" * 100_000, "nested too deeply"),
+    ("not json", "stored config is invalid"),
+], ids=["channels 1e9", "wide", "input 1e6", "negative", "field", "deep", "garbage"])
+def test_hostile_config_metadata_is_one_error_before_building(tmp_path, change, message):
+    path = _with_config(tmp_path, change)
+    with pytest.raises(CheckpointError, match=message) as err:
+        load_model(path)
+    assert "\n" not in str(err.value) and len(str(err.value)) < 500
