@@ -16,11 +16,9 @@ def kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def run_group(cmd, *, timeout: float, **kwargs) -> subprocess.CompletedProcess:
-    """``subprocess.run(cmd, capture_output=True, text=True)`` in a new process group, killed on timeout.
-
-    Raises ``subprocess.TimeoutExpired`` after killing the group, so no rank is left behind.
-    """
+def _run_leader(cmd, timeout: float, kwargs: dict):
+    """Start ``cmd`` in a new process group and wait for its leader: ``(proc, stdout, stderr)``; on a
+    timeout (or any error) the whole group is killed and the error raised."""
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, **kwargs)
     try:
@@ -28,6 +26,15 @@ def run_group(cmd, *, timeout: float, **kwargs) -> subprocess.CompletedProcess:
     except BaseException:
         kill_group(proc)
         raise
+    return proc, out, err
+
+
+def run_group(cmd, *, timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run(cmd, capture_output=True, text=True)`` in a new process group, killed on timeout.
+
+    Raises ``subprocess.TimeoutExpired`` after killing the group, so no rank is left behind.
+    """
+    proc, out, err = _run_leader(cmd, timeout, kwargs)
     kill_group(proc)  # children the leader left behind
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
@@ -55,13 +62,7 @@ def run_group_checked(cmd, *, timeout: float, **kwargs) -> tuple[subprocess.Comp
     import time
 
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **kwargs)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except BaseException:
-        kill_group(proc)
-        raise
+    proc, out, err = _run_leader(cmd, timeout, kwargs)
     elapsed = time.monotonic() - start
     deadline = time.monotonic() + 5
     while group_alive(proc.pid) and time.monotonic() < deadline:

@@ -197,9 +197,9 @@ class NeuralFieldAutoencoder(nn.Module):
     def render(self, phi: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         return self.renderer(phi, coord, cell)
 
-    def forward(self, inp: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor):
-        """Training pass: ``(rgb (B, 3, H, W), reg_loss ())``, the bottleneck's VQ or KL term."""
-        moments = self._moments(inp)
+    def bottleneck(self, moments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training-time ``(z, reg ())`` of the encoder's moments: VQ (quantised, its loss), KL (a sample,
+        the mean KL) or none (the moments, 0)."""
         if self.config.bottleneck == "vq":
             z, reg, _ = self.quantize(moments)
         elif self.config.bottleneck == "kl":
@@ -207,6 +207,11 @@ class NeuralFieldAutoencoder(nn.Module):
             z, reg = posterior.sample(), posterior.kl().mean()
         else:
             z, reg = moments, moments.new_zeros(())
+        return z, reg
+
+    def forward(self, inp: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor):
+        """Training pass: ``(rgb (B, 3, H, W), reg_loss ())``, the bottleneck's VQ or KL term."""
+        z, reg = self.bottleneck(self._moments(inp))
         phi = self.decoder(self.post_quant_conv(z))
         return self.render(phi, coord, cell), reg
 

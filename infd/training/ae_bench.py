@@ -26,7 +26,6 @@ from infd.data import make_loader
 
 from ..losses import AutoencoderLoss
 from ..models.autoencoder import NeuralFieldAutoencoder
-from ..models.bottleneck import DiagonalGaussian
 from .ae_loop import AETrainConfig, crop_context
 from .optim import make_optimizer
 
@@ -123,14 +122,7 @@ class StepRunner:
         clock.lap("data")
         model, loss_fn = self.model, self.loss_fn
         with _autocast(c.mixed_precision, self.device):
-            moments = model._moments(inp)
-            if c.model.bottleneck == "vq":
-                z, reg, _ = model.quantize(moments)
-            elif c.model.bottleneck == "kl":
-                posterior = DiagonalGaussian(moments)
-                z, reg = posterior.sample(), posterior.kl().mean()
-            else:
-                z, reg = moments, moments.new_zeros(())
+            z, reg = model.bottleneck(model._moments(inp))
             clock.lap("encoder")
             phi = model.decoder(model.post_quant_conv(z))
             clock.lap("decoder")
