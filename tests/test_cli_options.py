@@ -1,6 +1,4 @@
 """The command lines' sampling options: one spec, two scale names, and the old names as deprecated aliases."""
-import importlib.util
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -8,15 +6,9 @@ from PIL import Image
 import infd.rendering.sampling as sampling
 
 from inverse_testing import ROOT
+from tool_testing import load_tool
 
 PIXELS_LAYOUT = ROOT / "configs" / "inverse" / "super_resolution.yaml"
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_tool", ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

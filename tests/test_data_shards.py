@@ -1,5 +1,4 @@
 """Writing shards: original bytes round-trip, bad files are listed not fatal, limits hold."""
-import importlib.util
 import io
 import json
 import os
@@ -14,7 +13,7 @@ from PIL import Image
 
 from infd.data.shards import ShardError, ShardWriter, check_pattern, list_images, write_shards
 
-ROOT = Path(__file__).resolve().parents[1]
+from tool_testing import ROOT, load_tool
 
 
 def write_image(path: Path, size=(24, 16), fmt=None, seed=0, mode="RGB"):
@@ -105,15 +104,8 @@ def test_pattern_and_folder_errors(tmp_path):
         list_images(tmp_path / "missing")
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location("make_shards_tool", ROOT / "tools" / "make_shards.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_make_shards_tool(tmp_path, capsys):
-    tool = load_tool()
+    tool = load_tool("make_shards")
     make_folder(tmp_path / "src")
     assert tool.main([str(tmp_path / "src"), str(tmp_path / "out" / "p-%06d.tar"), "--max-count", "4", "--quiet"]) == 0
     out = capsys.readouterr().out
@@ -129,7 +121,7 @@ def test_make_shards_tool(tmp_path, capsys):
 
 def test_make_shards_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exited:
-        load_tool().main(["--help"])
+        load_tool("make_shards").main(["--help"])
     assert exited.value.code == 0 and "Example" in capsys.readouterr().out
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     failed = subprocess.run([sys.executable, str(ROOT / "tools" / "make_shards.py"), str(tmp_path), "out.tar"],
@@ -144,7 +136,7 @@ def test_make_shards_command_line(tmp_path, capsys):
 def test_make_shards_refuses_unbounded_or_empty_limits_in_one_line(tmp_path, capsys, args, message):
     make_folder(tmp_path / "src")
     with pytest.raises(SystemExit) as exited:
-        load_tool().main([str(tmp_path / "src"), str(tmp_path / "p-%06d.tar"), *args])
+        load_tool("make_shards").main([str(tmp_path / "src"), str(tmp_path / "p-%06d.tar"), *args])
     err = capsys.readouterr().err.strip().splitlines()
     assert exited.value.code == 2 and len(err) == 1 and message in err[0]
     assert not list(tmp_path.glob("p-*"))
