@@ -109,7 +109,7 @@ def _set(key, value):
     (_set("channels", 10 ** 9), "out of range"),
     (_set("channels", 8192), "wider than 8192"),
     (_set("input_size", 10 ** 6), "larger than 16384"),
-    (_set("channels", -8), "out of range"),
+    (_set("channels", -8), "channels must be >= 1"),
     (_set("field_channels", 10 ** 5), "wider than 8192"),
     ('{"a": ' * 100_000 + "1" + "}" * 100_000, "nested too deeply"),
     ("not json", "stored config is invalid"),

@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     except (NonFiniteLossError, DataError) as err:  # the run failed: diverged, or its data stopped decoding
         return _fail(err, 1)
     except OSError as err:  # an unwritable run directory is the user's input; a full disk is a fault
-        return _fail(err, 2 if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else 1)
+        return _fail(err, 2 if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST, errno.ENOTDIR) else 1)
     except KeyboardInterrupt:  # a second stop signal during the final checkpoint
         print("error: interrupted", file=sys.stderr)
         return 130

@@ -52,6 +52,15 @@ class AutoencoderConfig:
         factor = 2 ** (len(self.channel_mult) - 1)
         if not self.channel_mult:
             raise ValueError("channel_mult must not be empty")
+        for name in ("input_size", "in_channels", "channels", "z_channels", "field_channels", "norm_groups"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if min(self.channel_mult) < 1 or self.num_res_blocks < 0 or (self.bottleneck == "vq" and self.num_codes < 1):
+            raise ValueError(f"channel_mult entries, num_codes must be >= 1 and num_res_blocks >= 0, got "
+                             f"{list(self.channel_mult)}, {self.num_codes}, {self.num_res_blocks}")
+        if any(self.channels * m % self.norm_groups for m in self.channel_mult):
+            raise ValueError(f"norm_groups {self.norm_groups} must divide every width channels x channel_mult "
+                             f"({[self.channels * m for m in self.channel_mult]})")
         if self.input_size % factor:
             raise ValueError(f"input_size {self.input_size} is not divisible by the downsampling factor {factor}")
         if self.max_magnification is not None and not self.max_magnification >= 1:

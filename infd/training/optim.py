@@ -1,6 +1,8 @@
 """Optimiser configs shared by the training loops."""
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import torch
@@ -17,8 +19,13 @@ class OptimizerConfig:
     def __post_init__(self):
         if self.name not in ("adam", "adamw"):
             raise ValueError(f"optimizer name must be adam or adamw, got {self.name!r}")
-        if self.lr <= 0:
-            raise ValueError(f"optimizer lr must be positive, got {self.lr}")
+        if not 0 < self.lr < math.inf:  # also refuses NaN
+            raise ValueError(f"optimizer lr must be positive and finite, got {self.lr}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"optimizer betas must be two numbers in [0, 1), got {list(self.betas)}")
+        if not 0 <= self.weight_decay < math.inf or not 0 < self.eps < math.inf:
+            raise ValueError(f"optimizer weight_decay must be >= 0 and eps > 0 (finite), got "
+                             f"{self.weight_decay} and {self.eps}")
 
 
 def make_optimizer(params, config: OptimizerConfig) -> torch.optim.Optimizer:

@@ -19,6 +19,7 @@ The config of either stage has the keys used here: ``run_dir``, ``max_steps``, `
 from __future__ import annotations
 
 import json
+import math
 import logging
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Callable, Iterator
 import torch
 from tqdm.auto import tqdm
 
-from ..checkpoint import CheckpointError, load_state_strict, read_checkpoint, save_model
+from ..checkpoint import CheckpointError, check_model_config, load_state_strict, read_checkpoint, save_model
 from .guard import NanGuard, StopFlag
 from .run_dir import JsonlLog, RunDirLock, config_changes, read_resolved_config, write_resolved_config
 from .state import CheckpointIO, TrainResult
@@ -37,12 +38,19 @@ log = logging.getLogger("infd.train")
 
 
 def check_loop_config(config):
-    """Raise ``ValueError`` for loop settings no run can use (a training config's ``__post_init__``)."""
+    """Raise ``ValueError`` for loop settings no run can use (a training config's ``__post_init__``), and
+    for model widths no machine builds (``check_model_config``: a ``--set`` typo must not allocate TBs)."""
+    for part in ("model", "diffusion"):
+        if hasattr(config, part):
+            check_model_config(getattr(config, part), part + ".")
     if not 0.0 <= config.ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
-    for name in ("max_steps", "log_every", "checkpoint_every"):
+    for name in ("max_steps", "log_every", "checkpoint_every", "keep_checkpoints"):
         if getattr(config, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if config.max_nonfinite_steps < 0 or not 0 <= config.grad_clip < math.inf:
+        raise ValueError(f"max_nonfinite_steps and grad_clip must be >= 0 (grad_clip finite), got "
+                         f"{config.max_nonfinite_steps} and {config.grad_clip}")
     if config.max_minutes is not None and config.max_minutes <= 0:
         raise ValueError(f"max_minutes must be positive or null, got {config.max_minutes}")
 

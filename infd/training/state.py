@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import random
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..atomic import atomic_path
+from ..checkpoint import CheckpointError
 
 STATE_RE = re.compile(r"state-(\d{8})\.pt$")
 
@@ -73,8 +75,20 @@ def latest_state(run_dir: str | Path) -> Path | None:
 
 
 def load_state(path: str | Path) -> dict:
-    """Load a training state saved by ``save_state`` (tensors and plain containers only)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """Load a training state saved by ``save_state`` (tensors and plain containers only); anything else
+    named ``state-*.pt`` (another pickle, a truncated file) is one ``CheckpointError`` line."""
+    try:
+        with warnings.catch_warnings():  # the weights-only unpickler warns about foreign pickle protocols
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # it raises several types, with pages of advice to unpickle anyway
+        raise CheckpointError(f"{path} is not a training state (not a tensors-only torch file); move it away "
+                              f"or use --no-resume") from None
+    missing = [k for k in ("step", "samples_seen", "rng") if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CheckpointError(f"{path} is not a training state (no {', '.join(missing)}); move it away or use "
+                              f"--no-resume")
+    return state
 
 
 class CheckpointIO:
@@ -102,7 +116,11 @@ class CheckpointIO:
         state = load_state(path)
         for name, part in self.parts.items():
             if part is not None:
-                part.load_state_dict(state[name])
+                try:
+                    part.load_state_dict(state[name])
+                except (KeyError, ValueError, RuntimeError, TypeError) as err:
+                    reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+                    raise CheckpointError(f"{path}: its {name} does not fit this run ({reason})") from None
         set_rng_state(state["rng"])
         return state["step"], state["samples_seen"]
 
