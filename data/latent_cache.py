@@ -85,6 +85,9 @@ def cache_latents(encode: Callable[[torch.Tensor], torch.Tensor], urls, out_patt
     ``encode`` maps ``(B, 3, S, S)`` float inputs to latents ``(B, C, h, w)``. ``stats_extra`` adds
     fields to the stats (``autoencoder``, ``autoencoder_sha256``). ``on_batch(images, skipped)`` reports
     progress after every encoded batch (counts so far).
+
+    ``stats.json`` is the cache's completion mark: an older one is removed before the first shard is
+    replaced and the new one is written last, so an interrupted cache has none (and stage 2 refuses it).
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -102,6 +105,7 @@ def cache_latents(encode: Callable[[torch.Tensor], torch.Tensor], urls, out_patt
         seen.add(name)
         return name
 
+    (Path(out_pattern % 0).parent / "stats.json").unlink(missing_ok=True)
     with LatentShardWriter(out_pattern, max_count) as writer:
         def flush():
             inp = torch.stack([r["inp"] for r in pending])  # (B, 3, S, S)

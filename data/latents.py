@@ -149,7 +149,8 @@ def load_stats(path: str | Path) -> LatentStats:
     """Read ``stats.json``; a missing or malformed file is one ``LatentCacheError`` line."""
     path = Path(path)
     if not path.is_file():
-        raise LatentCacheError(f"latent cache statistics not found: {path} (make the cache with tools/cache_latents.py)")
+        raise LatentCacheError(f"latent cache statistics not found: {path} (the cache is incomplete or missing: "
+                               f"make it with tools/cache_latents.py)")
     try:
         return from_dict(LatentStats, json.loads(path.read_text()))
     except (json.JSONDecodeError, ConfigError, TypeError) as err:

@@ -144,9 +144,14 @@ class ShardWriter:
     def __exit__(self, exc_type, *_):
         if exc_type is None:
             self.close()
-        elif self._tar is not None:  # leave no half-written shard behind
-            self._tar.close()
-            os.remove(self._tmp)
+        elif self._tmp is not None:  # leave no half-written shard behind, even when closing fails (ENOSPC)
+            try:
+                self._tar.close()
+            except OSError:
+                pass
+            finally:
+                Path(self._tmp).unlink(missing_ok=True)
+                self._tar = self._tmp = None
 
 
 def check_pattern(pattern: str) -> str:

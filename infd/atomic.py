@@ -27,3 +27,13 @@ def atomic_path(path: str | Path):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Remove the temp files ``atomic_path`` leaves in ``folder`` when its process is killed (SIGKILL, a
+    power cut); only safe while no other writer uses ``folder`` (a run holds its directory's lock)."""
+    folder = Path(folder)
+    stale = sorted(folder.glob(".*.tmp")) if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale

@@ -2,8 +2,9 @@
 
 ``OneLineParser`` (errors as one line, exit code 2), the parsers of values several tools take
 (``parse_size``, ``parse_sizes``, ``parse_device``: ``UsageError`` with one line), the sampling options
-(``add_sampler_arguments``), deprecated option names (``add_deprecated_alias``), SIGTERM as
-Ctrl-C (``interrupt_on_sigterm``) and the guard that no output replaces an input (``refuse_overwrite``).
+(``add_sampler_arguments``), deprecated option names (``add_deprecated_alias``), SIGTERM as Ctrl-C
+(``interrupt_on_sigterm``), Ctrl-C as one line and exit 130 (``run_tool``) and the guard that no output
+replaces an input (``refuse_overwrite``).
 """
 from __future__ import annotations
 
@@ -44,6 +45,17 @@ def _raise_interrupt(signum, frame):
 def interrupt_on_sigterm() -> None:
     """Make SIGTERM unwind like Ctrl-C, so a tool's ``except KeyboardInterrupt`` removes its temp files."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def run_tool(main) -> None:
+    """``sys.exit(main())`` for a tool's ``__main__``; Ctrl-C (or SIGTERM, see ``interrupt_on_sigterm``)
+    that ``main`` does not handle itself, e.g. during its imports, is one line and exit 130."""
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        print(f"{Path(sys.argv[0]).name}: interrupted", file=sys.stderr)
+        code = 130
+    sys.exit(code)
 
 
 def _same_file(a: Path, b: Path) -> bool:

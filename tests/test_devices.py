@@ -60,3 +60,33 @@ def test_render_jobs_keep_their_error_type(no_gpu):
     assert resolve_render_device("cpu", DistContext(local_rank=1)) == torch.device("cpu")
     with pytest.raises(RequestError, match="CUDA is not available"):
         resolve_render_device("cuda:0")
+
+
+def test_dist_timeout_reads_the_environment_and_reaches_both_process_groups(monkeypatch):
+    """Training and rendering ranks wait INFD_DIST_TIMEOUT_S for each other (torch's 30 minutes by default)."""
+    import datetime
+
+    import torch.distributed
+
+    from infd.devices import DeviceError, dist_timeout
+    from infd.rendering.distributed import init_distributed
+    from infd.training.accel import make_accelerator
+
+    monkeypatch.delenv("INFD_DIST_TIMEOUT_S", raising=False)
+    assert dist_timeout() == datetime.timedelta(minutes=30)
+    monkeypatch.setenv("INFD_DIST_TIMEOUT_S", "45")
+    assert dist_timeout() == datetime.timedelta(seconds=45)
+    seen = {}
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.distributed, "init_process_group", lambda backend, **kw: seen.update(kw))
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 0)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    init_distributed("cpu")
+    assert seen["timeout"] == datetime.timedelta(seconds=45)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    handlers = make_accelerator("no", "/tmp", cpu=True, log_with=None).init_handler
+    assert handlers is not None and handlers.timeout == datetime.timedelta(seconds=45)
+    for bad in ["0", "-3", "soon", "nan"]:
+        monkeypatch.setenv("INFD_DIST_TIMEOUT_S", bad)
+        with pytest.raises(DeviceError, match="INFD_DIST_TIMEOUT_S must be a positive number"):
+            dist_timeout()

@@ -20,16 +20,7 @@ from infd.config import from_dict
 from infd.diffusion.config import build_backbone, load_diffusion_config
 
 from dm_testing import CORRUPT_KEY, ROOT, photo_bytes, tiny_autoencoder, write_photo_shards
-
-
-def load_tool(name: str):
-    """A script of tools/ as a module (scripts are not package members)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tool_testing import load_tool
 
 
 def read_cache(urls) -> dict[str, tuple[torch.Tensor, dict]]:

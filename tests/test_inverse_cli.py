@@ -1,5 +1,4 @@
 """tools/inverse.py end to end on a tiny bundle: result at any size, the layout preview, one-line errors."""
-import importlib.util
 import os
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from infd.checkpoint import save_model
 from infd.inverse.conditions import load_image
 
 from inverse_testing import PHOTO, ROOT, make_bundle, save_tiny_clip
+from tool_testing import load_tool
 
 SCRIPT = ROOT / "tools" / "inverse.py"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -31,10 +31,7 @@ def read(path):
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("inverse_tool", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("inverse")
 
 
 @pytest.fixture(scope="module")

@@ -134,3 +134,38 @@ def test_draw_layout_outlines_each_box():
     assert drawn[75, 100].any() and drawn[99, 150].any()  # left and bottom edges of box b
     assert not drawn[75, 50].any() and not drawn[25, 150].any()  # outside both boxes: untouched
     assert not np.array_equal(drawn[30, 0], drawn[75, 100])  # one colour per box
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose IHDR claims ``width x height`` (CRC fixed up, pixel data of an 8 x 8 image)."""
+    import io
+    import struct
+    import zlib
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    data[16:24] = struct.pack(">II", width, height)  # IHDR payload starts at byte 16
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+def test_absurd_resolutions_and_image_bombs_are_one_line_errors(images):
+    """A term renders at its resolution with gradients: 1e8 a side would ask for exabytes (issue 16, 14)."""
+    path = write(images, {"terms": [{"kind": "pixels", "box": [0, 0, 1, 1], "image": "photo.png",
+                                     "resolution": 100_000_000}]})
+    with pytest.raises(LayoutError, match="larger than 4096 a side") as info:
+        load_layout(path)
+    assert "\n" not in str(info.value)
+    # a PNG whose header claims 20000 x 20000: refused from the header, before 1.2 GB of pixels exist
+    (images / "bomb.png").write_bytes(png_claiming(20000, 20000))
+    path = write(images, {"terms": [{"kind": "pixels", "box": [0, 0, 1, 1], "image": "bomb.png",
+                                     "resolution": 32}]}, name="bomb.yaml")
+    with pytest.raises(LayoutError, match="decompression bomb") as info:
+        build_condition_terms(load_layout(path))
+    assert "\n" not in str(info.value)
+    # an image term without a resolution renders at the image's size: bounded the same way
+    Image.new("RGB", (5000, 8)).save(images / "wide.png")
+    path = write(images, {"terms": [{"kind": "pixels", "box": [0, 0, 1, 1], "image": "wide.png"}]}, name="w.yaml")
+    with pytest.raises(LayoutError, match="give its term a resolution of at most 4096"):
+        build_condition_terms(load_layout(path))

@@ -1,5 +1,4 @@
 """LPIPS-VGG: reproduces the lpips package's own values; converter safety; frozen but differentiable."""
-import importlib.util
 import pickle
 from fractions import Fraction
 from pathlib import Path
@@ -11,6 +10,8 @@ from infd.losses.lpips import LPIPS, MissingWeightsError, default_weights_path, 
 from infd.losses.lpips_convert import (HEADS_FILE, HEADS_PACKAGE, TRUNK_FILE, TRUNK_PACKAGE, convert_lpips_weights,
                                       package_file, read_vgg16_trunk)
 from infd.losses.vgg import LPIPS_TAPS, VGG16Features, vgg16_conv_indices
+
+from tool_testing import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,10 +42,7 @@ def net(weights):
 
 
 def _image_pairs():
-    spec = importlib.util.spec_from_file_location("lpips_reference", ROOT / "tools" / "lpips_reference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.make_image_pairs()
+    return load_tool("lpips_reference").make_image_pairs()
 
 
 def test_matches_lpips_package(net):

@@ -15,7 +15,7 @@ from process_testing import run_group
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tools" / "render.py"
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "INFD_DIST_TIMEOUT_S": "120"}
 
 
 def run(*args, cwd, launcher=(sys.executable,), timeout=240):
@@ -164,3 +164,20 @@ def test_two_processes_write_the_same_files_as_one(tmp_path, args):
     assert files and files == sorted(p.relative_to(two) for p in two.rglob("*") if p.is_file())  # no store left
     for name in files:
         assert (one / name).read_bytes() == (two / name).read_bytes(), name
+
+
+def test_a_full_disk_is_one_line_and_exit_code_2(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from infd.rendering.png import PngWriter
+
+    from tool_testing import load_tool
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(PngWriter, "write_rows", full)
+    assert load_tool("render").main(["--size", "40x30", "--out", str(tmp_path / "out.png")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("render.py: error:") and "No space left on device" in lines[-1], lines
+    assert "Traceback" not in "\n".join(lines) and list(tmp_path.iterdir()) == []

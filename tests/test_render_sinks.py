@@ -215,3 +215,20 @@ def test_tile_store_assembled_by_two_ranks_is_byte_identical(tmp_path, renderer,
     store.remove()
     assert assembled.read_bytes() == direct.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["assembled.tif", "direct.tif"]
+
+
+@pytest.mark.parametrize("name", ["full.png", "full.jpg"])
+def test_a_full_disk_is_one_sink_error_and_leaves_no_file(renderer, phi, tmp_path, monkeypatch, name):
+    """ENOSPC halfway through a PNG (streamed in bands) or a JPEG (saved at the end): one line, no file."""
+    import errno
+
+    from infd.rendering.png import PngWriter
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(PngWriter, "write_rows", full)
+    monkeypatch.setattr(Image.Image, "save", full)
+    with pytest.raises(SinkError, match="No space left on device; no partial file was left"):
+        render(renderer, phi, (40, 30), tile=16, sink=FileSink(tmp_path / name))
+    assert list(tmp_path.iterdir()) == []

@@ -131,8 +131,9 @@ result = train_autoencoder(from_dict(AETrainConfig, {config!r}), progress=False)
 assert result.num_processes == 2 and result.step == 4
 torch.save(result.model.state_dict(), {str(out)!r} + os.environ["RANK"] + ".pt")
 """)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    # --standalone: the rendezvous takes a free port; the group is killed if the run hangs.
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", INFD_DIST_TIMEOUT_S="120")
+    # --standalone: the rendezvous takes a free port; a rank stuck in a collective fails after 120 s (the
+    # process-group timeout) and the whole group is killed if the run still hangs.
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
     proc = run_group(cmd, cwd=ROOT, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -24,7 +24,7 @@ import time
 import torch
 from tqdm import tqdm
 
-from infd.cli import OneLineParser
+from infd.cli import OneLineParser, run_tool
 from infd.data.patches import PatchConfig
 from infd.data.photos import INSTALL_HINT, find_debian_photos
 from infd.data.pipeline import DataConfig, ShardDataset
@@ -103,4 +103,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(main)

@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from infd.cli import OneLineParser
+from infd.cli import OneLineParser, run_tool
 
 
 # The step counts each sampler is usually run with: DDPM's full chain, the paper's DDIM, and
@@ -95,4 +95,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(main)

@@ -8,10 +8,10 @@ Quick check:
 from __future__ import annotations
 
 import argparse
-import sys
 
 import torch
 
+from infd.cli import run_tool
 from infd.renderers.benchmark import benchmark_render
 
 
@@ -56,4 +56,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(main)

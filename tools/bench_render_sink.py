@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from infd.cli import run_tool
+
 
 
 def _status_kib(field: str) -> int | None:
@@ -131,4 +133,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(main)

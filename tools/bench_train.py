@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from infd.cli import OneLineParser
+from infd.cli import OneLineParser, run_tool
 
 
 def parse_args(argv=None):
@@ -73,4 +73,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(main)

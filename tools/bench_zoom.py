@@ -11,9 +11,8 @@ Definitions: ``infd.eval.zoom``, which does the work.
 from __future__ import annotations
 
 import argparse
-import sys
 
-from infd.cli import OneLineParser, add_sampler_arguments, parse_device
+from infd.cli import OneLineParser, add_sampler_arguments, parse_device, run_tool
 
 FULL_PX = 1024  # the reference render: a full 1024 x 1024 image
 EXAMPLES = """\
@@ -131,4 +130,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(main)

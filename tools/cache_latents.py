@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from infd.cli import OneLineParser, refuse_overwrite
+from infd.cli import OneLineParser, interrupt_on_sigterm, refuse_overwrite, run_tool
 
 
 def parse_args(argv=None):
@@ -36,6 +36,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     parser, args = parse_args(argv)
+    interrupt_on_sigterm()
     if args.batch_size <= 0 or args.max_count <= 0 or args.num_workers < 0:
         parser.error("--batch-size and --max-count must be positive, --num-workers >= 0")
     from tqdm import tqdm
@@ -70,6 +71,10 @@ def main(argv=None) -> int:
     except (ShardError, CheckpointError, DataError, ValueError, OSError) as err:  # UsageError is a ValueError
         print(f"{parser.prog}: error: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the writer removed its partial shard
+        print(f"{parser.prog}: interrupted; the cache in {Path(args.out).parent} is incomplete (no stats.json): "
+              f"run again to rebuild it", file=sys.stderr)
+        return 130
     stats = summary.stats
     print(f"images encoded: {summary.num_images}, latents written: {summary.num_latents} "
           f"{list(stats.latent_shape)}, skipped: {summary.num_skipped}, labelled: {stats.num_labelled}")
@@ -84,4 +89,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(main)

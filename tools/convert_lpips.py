@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from infd.cli import run_tool
 from infd.losses.lpips import MissingWeightsError, default_weights_path
 from infd.losses.lpips_convert import convert_lpips_weights
 
@@ -41,4 +42,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(main)

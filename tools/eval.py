@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from infd.cli import OneLineParser, add_deprecated_alias, add_sampler_arguments
+from infd.cli import OneLineParser, add_deprecated_alias, add_sampler_arguments, run_tool
 
 EXAMPLES = """\
 examples:
@@ -156,4 +156,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(main)

@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from infd.cli import run_tool
+
 
 def _pattern(h: int, w: int, phase: float) -> torch.Tensor:
     """A smooth colour image ``(1, 3, h, w)`` in [-1, 1] given by closed-form sines."""
@@ -139,4 +141,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

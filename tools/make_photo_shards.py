@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from infd.cli import OneLineParser
+from infd.cli import OneLineParser, run_tool
 from infd.data.photos import INSTALL_HINT, SOURCES, SPLITS, find_debian_photos, find_photos
 from infd.data.shards import ShardError, check_pattern, write_shards
 
@@ -133,4 +133,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(main)

@@ -11,7 +11,7 @@ import sys
 
 from tqdm import tqdm
 
-from infd.cli import OneLineParser
+from infd.cli import OneLineParser, interrupt_on_sigterm, run_tool
 from infd.data.decode import DecodeConfig
 from infd.data.shards import ShardError, check_pattern, list_images, write_shards
 
@@ -40,6 +40,7 @@ def main(argv=None) -> int:
                         help="skip images with more pixels (decompression-bomb limit, default 100M)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    interrupt_on_sigterm()
     if args.max_count <= 0:
         parser.error(f"--max-count must be positive, got {args.max_count}")
     if args.max_pixels <= 0:
@@ -60,8 +61,12 @@ def main(argv=None) -> int:
                                    max_size=args.max_size, verify=not args.no_verify,
                                    decode=DecodeConfig(max_pixels=args.max_pixels), on_file=on_file)
     except (ShardError, OSError) as err:
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        print(f"{parser.prog}: error: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the writer removed its partial shard
+        print(f"{parser.prog}: interrupted; the shards already finished are an incomplete set: run again to "
+              f"rebuild it", file=sys.stderr)
+        return 130
     print(summary.format())
     for path in summary.shards:
         print(f"wrote {path}")
@@ -69,4 +74,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(main)

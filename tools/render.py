@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from infd.cli import OneLineParser, interrupt_on_sigterm, add_deprecated_alias, add_sampler_arguments
+from infd.cli import OneLineParser, add_deprecated_alias, add_sampler_arguments, interrupt_on_sigterm, run_tool
 
 EXAMPLES = """\
 examples:
@@ -113,4 +113,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(main)

@@ -11,11 +11,11 @@ have almost none).
 from __future__ import annotations
 
 import argparse
-import sys
 
 import torch
 
 from infd.diffusion.analytic import GaussianMixtureDenoiser
+from infd.cli import run_tool
 from infd.diffusion.samplers import SAMPLERS
 from infd.diffusion.schedules import make_schedule
 
@@ -55,4 +55,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(main)

@@ -18,6 +18,8 @@ import argparse
 import logging
 import sys
 
+from infd.cli import run_tool
+
 
 
 def parse_args(argv=None):
@@ -97,4 +99,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(main)

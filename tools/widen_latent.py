@@ -10,9 +10,8 @@ of the input carries over (see infd/convert/widen.py).
 """
 from __future__ import annotations
 
-import sys
 
-from infd.cli import OneLineParser, UsageError, refuse_overwrite
+from infd.cli import OneLineParser, UsageError, refuse_overwrite, run_tool
 
 
 def main(argv=None) -> int:
@@ -39,4 +38,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(main)

@@ -27,7 +27,7 @@ from infd.renderers.coords import FractionalWindow, Region, check_resolution
 from infd.renderers.region import render_region
 
 from .clip import ClipAdapter
-from .layout import Layout, LayoutError, TermSpec
+from .layout import MAX_TERM_SIDE, Layout, LayoutError, TermSpec
 
 
 class Term:
@@ -142,14 +142,23 @@ class ConditionTerms:
 
 
 def load_image(path: Path, size: tuple[int, int] | None = None) -> torch.Tensor:
-    """An RGB image file as ``(3, h, w)`` in [-1, 1], resized to ``size`` (antialiased bicubic) if given."""
-    from PIL import Image, UnidentifiedImageError
+    """An RGB image file as ``(3, h, w)`` in [-1, 1], resized to ``size`` (antialiased bicubic) if given.
 
+    Decoded as the training data is (``infd.data.decode``: decompression bombs refused from the header,
+    EXIF orientation, alpha on white); without ``size`` its sides may be at most ``MAX_TERM_SIDE``."""
+    from infd.data.decode import DecodeConfig, DecodeError, decode_image
+
+    config = DecodeConfig()
     try:
-        with Image.open(path) as image:
-            array = np.asarray(image.convert("RGB"), dtype=np.float32)
-    except (OSError, UnidentifiedImageError) as err:
+        if path.stat().st_size > config.max_file_bytes:
+            raise DecodeError(f"file is larger than {config.max_file_mb:g} MB")
+        image = decode_image(path.read_bytes(), config)
+    except (OSError, DecodeError) as err:
         raise LayoutError(f"cannot read image {path}: {str(err).splitlines()[0]}") from None
+    if size is None and max(image.size) > MAX_TERM_SIDE:
+        raise LayoutError(f"image {path} is {image.width}x{image.height}: give its term a resolution of at most "
+                          f"{MAX_TERM_SIDE} a side")
+    array = np.asarray(image, dtype=np.float32)
     img = torch.from_numpy(array).permute(2, 0, 1) / 127.5 - 1  # (3, h, w)
     if size is not None and tuple(img.shape[-2:]) != tuple(size):
         img = F.interpolate(img[None], size=size, mode="bicubic", antialias=True, align_corners=False)[0]

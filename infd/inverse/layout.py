@@ -34,6 +34,7 @@ TERM_KEYS = {
     "masked_pixels": {"image", "known_mask"},
 }
 COMMON_KEYS = {"kind", "box", "resolution", "weight", "name"}
+MAX_TERM_SIDE = 4096  # pixels a side a term renders at (the output itself can be any size)
 REQUIRED_KEYS = {"clip_text": ("box", "prompt"), "pixels": ("box", "image"), "masked_pixels": ("box", "image", "known_mask")}
 
 
@@ -94,6 +95,9 @@ def _parse_term(raw, index: int, base_dir: Path) -> TermSpec:
             tuple(raw["resolution"]) if isinstance(raw["resolution"], list) else raw["resolution"])
     except (ValueError, TypeError) as err:
         raise LayoutError(f"{where}: {err}") from None
+    if resolution is not None and max(resolution) > MAX_TERM_SIDE:
+        raise LayoutError(f"{where}: resolution {list(resolution)} is larger than {MAX_TERM_SIDE} a side (a term is "
+                          f"rendered at its resolution in memory, with gradients)")
     weight = raw.get("weight", 1.0)
     if not _is_number(weight) or weight < 0:
         raise LayoutError(f"{where}: weight must be a number >= 0, got {short_repr(weight)}")

@@ -24,6 +24,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from infd.devices import dist_timeout
 from infd.renderers.coords import Region
 
 
@@ -68,7 +69,7 @@ def init_distributed(device_type: str = "cpu") -> DistContext:
         return DistContext()
     backend = "nccl" if device_type == "cuda" else "gloo"
     if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group(backend)
+        torch.distributed.init_process_group(backend, timeout=dist_timeout())
     return DistContext(torch.distributed.get_rank(), world_size, int(os.environ.get("LOCAL_RANK", "0")), backend)
 
 

@@ -169,10 +169,14 @@ class FileSink:
         """Write row-major integer tiles ``(region, (B, h, w, 3))``; each file appears only when complete."""
         self.check(size, batch)
         bands = iter_bands(tiles, size)
-        with contextlib.ExitStack() as stack:
-            temps = [stack.enter_context(atomic_output(p)) for p in self.paths]
-            writer = {"png": self._write_png, "tiff": self._write_tiff}.get(self.format.name, self._write_pillow)
-            writer(temps, bands, size)
+        try:
+            with contextlib.ExitStack() as stack:
+                temps = [stack.enter_context(atomic_output(p)) for p in self.paths]
+                writer = {"png": self._write_png, "tiff": self._write_tiff}.get(self.format.name, self._write_pillow)
+                writer(temps, bands, size)
+        except OSError as err:  # a full disk or quota, an unplugged drive: the temp files are gone already
+            reason = err.strerror or str(err).splitlines()[0]
+            raise SinkError(f"writing {self.paths[0]} failed: {reason}; no partial file was left") from None
         return self.paths
 
     def _write_png(self, temps: list[Path], bands, size) -> None:

@@ -10,7 +10,9 @@ import torch
 def make_accelerator(mixed_precision: str, run_dir, cpu: bool | None = None, log_with: str | None = "tensorboard"):
     """An ``Accelerator`` for this machine; TensorBoard logs under ``run_dir/tb`` when available."""
     from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration
+    from accelerate.utils import InitProcessGroupKwargs, ProjectConfiguration
+
+    from ..devices import dist_timeout
 
     cpu = (not torch.cuda.is_available()) if cpu is None else cpu
     if log_with == "tensorboard":
@@ -22,7 +24,8 @@ def make_accelerator(mixed_precision: str, run_dir, cpu: bool | None = None, log
             except ImportError:
                 log_with = None
     project = ProjectConfiguration(project_dir=str(run_dir), logging_dir=os.path.join(str(run_dir), "tb"))
-    return Accelerator(cpu=cpu, mixed_precision=mixed_precision, log_with=log_with, project_config=project)
+    return Accelerator(cpu=cpu, mixed_precision=mixed_precision, log_with=log_with, project_config=project,
+                       kwargs_handlers=[InitProcessGroupKwargs(timeout=dist_timeout())])
 
 
 def seed_run(seed: int, deterministic: bool = False):

@@ -28,6 +28,7 @@ from typing import Callable, Iterator
 import torch
 from tqdm.auto import tqdm
 
+from ..atomic import remove_stale_temps
 from ..checkpoint import CheckpointError, check_model_config, load_state_strict, read_checkpoint, save_model
 from .guard import NanGuard, StopFlag
 from .run_dir import JsonlLog, RunDirLock, config_changes, read_resolved_config, write_resolved_config
@@ -127,6 +128,10 @@ class TrainingRun:
         self.step, self.samples_seen = 0, 0  # samples_seen: drawn from the data stream by all ranks
         # One run per directory: a second one would resume the first's state and overwrite its checkpoints.
         self.lock = RunDirLock(self.run_dir).acquire() if acc.is_main_process else None
+        if acc.is_main_process:  # a run killed mid-write left them; nobody else writes here now
+            for folder in (self.run_dir, self.run_dir / "checkpoints"):
+                for path in remove_stale_temps(folder):
+                    log.info("removed %s, left by an interrupted write", path)
         try:
             self._restore(resume, init_from, optimizers or {}, allow_config_change)
         except BaseException:
