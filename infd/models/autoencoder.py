@@ -58,9 +58,10 @@ class AutoencoderConfig:
         if min(self.channel_mult) < 1 or self.num_res_blocks < 0 or (self.bottleneck == "vq" and self.num_codes < 1):
             raise ValueError(f"channel_mult entries, num_codes must be >= 1 and num_res_blocks >= 0, got "
                              f"{list(self.channel_mult)}, {self.num_codes}, {self.num_res_blocks}")
-        if any(self.channels * m % self.norm_groups for m in self.channel_mult):
+        widths = [self.channels * m for m in self.channel_mult]
+        if any(w % min(self.norm_groups, w) for w in widths):  # group_norm caps the groups at the width
             raise ValueError(f"norm_groups {self.norm_groups} must divide every width channels x channel_mult "
-                             f"({[self.channels * m for m in self.channel_mult]})")
+                             f"({widths})")
         if self.input_size % factor:
             raise ValueError(f"input_size {self.input_size} is not divisible by the downsampling factor {factor}")
         if self.max_magnification is not None and not self.max_magnification >= 1:

@@ -139,4 +139,5 @@ def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool
                 unwrapped.train()  # the grid switched the model to eval mode
             run.checkpoint_if_due()
         run.save_if_stopped()
+    del model  # the DDP wrapper: freed before the process group (TrainingRun.finish)
     return run.finish(shown)

@@ -185,4 +185,5 @@ def train_diffusion(config: DMTrainConfig, resume: bool = True, progress: bool =
         run.save_if_stopped()
         if run.out_of_time and config.sample_every and run.step % config.sample_every:
             samples()  # the last grid of a time-limited run (not after a signal: that exit should be quick)
+    del model  # the DDP wrapper: freed before the process group (TrainingRun.finish)
     return run.finish(bundle.backbone)

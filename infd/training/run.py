@@ -18,6 +18,7 @@ The config of either stage has the keys used here: ``run_dir``, ``max_steps``, `
 """
 from __future__ import annotations
 
+import gc
 import json
 import math
 import logging
@@ -272,7 +273,17 @@ class TrainingRun:
         """Close the progress bar and the trackers and release the run directory; ``model`` is what the run
         returns."""
         self.bar.close()
-        self.acc.end_training()
+        for tracker in self.acc.trackers:
+            tracker.finish()
+        if self.acc.num_processes > 1:
+            # Free the DDP wrapper (the loops drop theirs first) before the process group: freeing the
+            # group from DDP's reducer joins gloo's threads with the GIL held while a thread may need it to
+            # release a tensor, a deadlock seen as an occasional hang at the end of two-rank runs (pytorch
+            # issue 56297). Freed by destroy_process_group, the group's threads end without the GIL.
+            self.acc.wait_for_everyone()
+            self.acc.free_memory()
+            gc.collect()
+        self.acc.state.destroy_process_group()
         if self.lock is not None:
             self.lock.release()
         return TrainResult(self.run_dir, model, self.step, self.acc.num_processes)
