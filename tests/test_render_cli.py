@@ -134,7 +134,9 @@ def test_also_sizes_makes_one_grid(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_render_leaves_no_file(tmp_path, sig):
     cmd = [sys.executable, str(SCRIPT), "--size", "4096", "--tile", "16", "--out", str(tmp_path / "big.tif")]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell's background jobs (nohup ... &) inherit SIGINT ignored: give the tool Ctrl-C back, as a terminal would.
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while not list(tmp_path.glob(".big.tif.*.tmp")):  # the temp file exists once tiles are being written
         assert proc.poll() is None and time.time() < deadline, proc.communicate()
