@@ -69,8 +69,7 @@ def main(argv=None) -> int:
                                     num_workers=args.num_workers, max_count=args.max_count,
                                     patches=PatchConfig(square=args.square), stats_extra=extra, on_batch=on_batch)
     except (ShardError, CheckpointError, DataError, ValueError, OSError) as err:  # UsageError is a ValueError
-        print(f"{parser.prog}: error: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 2
+        return parser.fail(err)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the writer removed its partial shard
         print(f"{parser.prog}: interrupted; the cache in {Path(args.out).parent} is incomplete (no stats.json): "
               f"run again to rebuild it", file=sys.stderr)

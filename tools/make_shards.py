@@ -61,8 +61,7 @@ def main(argv=None) -> int:
                                    max_size=args.max_size, verify=not args.no_verify,
                                    decode=DecodeConfig(max_pixels=args.max_pixels), on_file=on_file)
     except (ShardError, OSError) as err:
-        print(f"{parser.prog}: error: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 2
+        return parser.fail(err)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the writer removed its partial shard
         print(f"{parser.prog}: interrupted; the shards already finished are an incomplete set: run again to "
               f"rebuild it", file=sys.stderr)

@@ -21,7 +21,6 @@ import sys
 from infd.cli import run_tool
 
 
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", choices=["ae", "dm"],

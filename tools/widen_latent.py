@@ -10,7 +10,6 @@ of the input carries over (see infd/convert/widen.py).
 """
 from __future__ import annotations
 
-
 from infd.cli import OneLineParser, UsageError, refuse_overwrite, run_tool
 
 

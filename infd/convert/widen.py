@@ -6,8 +6,8 @@ wider latent from scratch throws the run away; widening keeps it (Net2Net, Chen 
 
 - ``encoder.conv_out`` gains rows for the new means (a fresh default init) and the new log-variances
   (zero weights, a bias of ``logvar_init``: noise as small as trained channels carry, so the decoder
-  sees a signal rather than prior noise it would learn to ignore), ``quant_conv`` / ``post_quant_conv`` pass the new
-  channels through unchanged (identity), and
+  sees a signal rather than prior noise it would learn to ignore), ``quant_conv`` / ``post_quant_conv``
+  pass the new channels through unchanged (identity), and
 - ``decoder.conv_in`` reads the new channels with zero weights, so the widened model renders exactly
   what the old one did; the first optimiser step gives those weights a gradient and the new channels
   start carrying what the loss asks for.

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import gc
 import json
-import math
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Callable, Iterator
