@@ -127,7 +127,7 @@ def resize_region(src, size: tuple[int, int], region: Region | None = None, kern
     """Pixels ``region`` of ``box`` (a window of ``src``) resized to ``size = (R_h, R_w)``.
 
     Args:
-        src: a PIL image, or an ``(H, W, C)`` uint8 array (channels last).
+        src: a PIL image, or an ``(H, W, C)`` array (channels last), uint8 or float32 in 0..255.
         size: size of the virtual resized image.
         region: window of the resized image to produce (default: all of it).
         box: ``(left, top, right, bottom)`` of ``src`` that is resized, fractional or reaching
@@ -135,8 +135,8 @@ def resize_region(src, size: tuple[int, int], region: Region | None = None, kern
     Returns:
         ``(C, h, w)`` float32 in 0..255 (Lanczos overshoot clamped).
     """
-    if not isinstance(src, Image.Image) and (src.ndim != 3 or src.dtype != np.uint8):
-        raise ValueError(f"resize_region expects an (H, W, C) uint8 array, got {src.dtype} {src.shape}")
+    if not isinstance(src, Image.Image) and (src.ndim != 3 or src.dtype not in (np.uint8, np.float32)):
+        raise ValueError(f"resize_region expects an (H, W, C) uint8 or float32 array, got {src.dtype} {src.shape}")
     H, W = image_size(src)
     left, top, right, bottom = (0, 0, W, H) if box is None else box
     R_h, R_w = size
