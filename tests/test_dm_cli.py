@@ -42,8 +42,8 @@ def test_dry_run_resolves_the_cpu_configs():
         assert rc == 0, err
         config = yaml.safe_load(out)
         assert config["max_steps"] == 7 and config["diffusion"]["backbone"] == backbone
-        assert config["diffusion"]["model"]["in_channels"] == 3 and config["latents"]["urls"].startswith("latents/")
-        assert config["autoencoder"] == "runs/ae_cpu/checkpoints/model-latest.safetensors"
+        assert config["diffusion"]["model"]["in_channels"] == 6 and config["latents"]["urls"].startswith("latents/v4/")
+        assert config["autoencoder"] == "wip/ae_cpu_v4.safetensors"
 
 
 def test_setup_errors_are_one_line_and_exit_2(cache, tmp_path):
