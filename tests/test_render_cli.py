@@ -129,6 +129,7 @@ def test_also_sizes_makes_one_grid(tmp_path):
     assert grid.shape == (32, 8 + 8 + 16 + 8 + 32, 3)  # 8, 16x12 (w x h), 32 by area, 8-pixel gaps
     assert (grid[8:, :8] == 255).all() and (grid[:, 8:16] == 255).all() and (grid[12:, 16:32] == 255).all()
     assert grid[:8, :8].std() > 0 and grid[:, -32:].std() > 0
+    assert result.stdout.strip().endswith(f"({grid.shape[1]}x{grid.shape[0]})"), result.stdout  # the grid's size
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                         disable=not dist.is_main, file=sys.stderr, dynamic_ncols=True)
 
         written = run_request(request, model, dist, make_bar)
-        h, w = request.output_size
+        h, w = request.file_size
         for path in written:
             print(f"wrote {path} ({w}x{h})")
         return 0

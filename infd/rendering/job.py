@@ -18,7 +18,7 @@ from infd.renderers.coords import Region
 
 from .distributed import DistContext, TileStore, assign, owner_of, store_path
 from .engine import DTYPES, choose_tile, iter_render, plan_tiles, prepare_renderer, render
-from .request import GRID_GAP, RenderRequest, RequestError, grid_size
+from .request import GRID_GAP, RenderRequest, RequestError
 from .sampling import sample_latents
 from .sinks import FileSink, quantize
 
@@ -162,12 +162,12 @@ def _stack_bands(parts):
 
 def _run_grids(request, model, renderer, device, dist, make_bar) -> list[Path]:
     """``--also-sizes``: each sample rendered at every size, laid side by side in one 8-bit image."""
-    sizes = sorted({request.size, *request.also_sizes}, key=lambda s: (s[0] * s[1], s))
+    sizes = request.grid_sizes
     mine = assign(len(request.seeds), dist.rank, dist.world_size)
     tile = request.tile or choose_tile(model.renderer, device)
     sampling_bar = make_bar("sampling", len(mine))
     tile_bar = make_bar("tiles", len(mine) * sum(len(plan_tiles(s, None, tile)) for s in sizes))
-    height, width = grid_size(sizes, GRID_GAP)
+    height, width = request.file_size
     written = []
     try:
         for i in mine:

@@ -50,6 +50,18 @@ class RenderRequest:
         return self.size if self.region is None else (self.region.height, self.region.width)
 
     @property
+    def grid_sizes(self) -> list[tuple[int, int]]:
+        """``--also-sizes``: the distinct sizes of each sample's grid, smallest first (else ``[]``)."""
+        if not self.also_sizes:
+            return []
+        return sorted({self.size, *self.also_sizes}, key=lambda s: (s[0] * s[1], s))
+
+    @property
+    def file_size(self) -> tuple[int, int]:
+        """``(h, w)`` of each written file: the output, or with ``--also-sizes`` the grid of its sizes."""
+        return grid_size(self.grid_sizes) if self.also_sizes else self.output_size
+
+    @property
     def render_batch(self) -> int:
         """Samples rendered together: one at a time into a TIFF (its writer pulls one image)."""
         return 1 if self.format.name == "tiff" else min(self.batch, len(self.seeds))
@@ -159,8 +171,8 @@ def check_outputs(request: RenderRequest) -> None:
     if request.also_sizes:
         if fmt.name == "tiff" or bits != 8:
             raise SinkError("--also-sizes writes one 8-bit image grid: use a .png, .jpg or .webp output")
-        sizes = [request.size, *request.also_sizes]
-        grid = grid_size(sizes)
+        sizes = request.grid_sizes
+        grid = request.file_size
         check_capacity(fmt, grid, bits)
         check_memory(sum(3 * 4 * h * w for h, w in sizes) + 3 * grid[0] * grid[1],
                      "rendering every --also-sizes size in memory")
