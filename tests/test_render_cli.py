@@ -58,6 +58,9 @@ INVALID = [
     (["--steps", "1000000000"], "more than this model's 1000 diffusion steps"),
     (["--class", "0"], "this model is unconditional"),
     (["--max-magnification", "inf"], "--max-magnification must be"),
+    (["--compression", "deflate", "--out", "x.png"], "applies to .tif outputs"),
+    (["--compression", "gzip", "--out", "x.tif"], "--compression must be none or one of"),
+    (["--compression", "jpeg", "--bits", "16", "--out", "x.tif"], "8-bit images only"),
 ]
 
 
@@ -130,6 +133,26 @@ def test_also_sizes_makes_one_grid(tmp_path):
     assert (grid[8:, :8] == 255).all() and (grid[:, 8:16] == 255).all() and (grid[12:, 16:32] == 255).all()
     assert grid[:8, :8].std() > 0 and grid[:, -32:].std() > 0
     assert result.stdout.strip().endswith(f"({grid.shape[1]}x{grid.shape[0]})"), result.stdout  # the grid's size
+
+
+def test_compressed_tiff_reads_back_identical(tmp_path):
+    import tifffile
+
+    from infd.rendering.formats import TIFF_COMPRESSIONS, tiff_codec_available
+
+    for name in ("none", "deflate"):
+        result = run("--size", "96x80", "--seed", "2", "--steps", "3", "--compression", name, "--out", f"{name}.tif",
+                     cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    with tifffile.TiffFile(tmp_path / "none.tif") as raw, tifffile.TiffFile(tmp_path / "deflate.tif") as packed:
+        assert raw.pages[0].compression == 1 and packed.pages[0].compression == 8  # none, Adobe deflate
+        np.testing.assert_array_equal(packed.asarray(), raw.asarray())
+    assert (tmp_path / "deflate.tif").stat().st_size < (tmp_path / "none.tif").stat().st_size
+    missing = [n for n in TIFF_COMPRESSIONS if not tiff_codec_available(n)]
+    if missing:  # e.g. zstd and jpeg without imagecodecs: one line naming what is there
+        result = run("--compression", missing[0], "--out", "x.tif", cwd=tmp_path)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1 and "available: none, deflate" in result.stderr
+        assert not (tmp_path / "x.tif").exists()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

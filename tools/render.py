@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--dtype", default="fp32", help="fp32, or bf16/fp16 autocast (default fp32)")
     p.add_argument("--bits", type=int, default=8, help="8, or 16 for .png/.tif outputs (default 8)")
+    p.add_argument("--compression", default="none",
+                   help="TIFF outputs: none (default), deflate, lzma, or zstd/jpeg with imagecodecs installed")
     p.add_argument("--out", default="out/sample.png",
                    help="output file (.png .jpg .webp .tif) or folder (PNGs); default out/sample.png")
     p.add_argument("--also-sizes", help="e.g. 256,1024: also render each sample at these sizes, one grid")
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             also_sizes=args.also_sizes, tile=args.tile, batch=args.batch, bits=args.bits, device=args.device,
             dtype=args.dtype, steps=args.steps, sampler=args.sampler, cfg_scale=args.cfg_scale,
             class_label=args.class_label, checkpoint=args.checkpoint,
-            max_magnification=args.max_magnification)
+            max_magnification=args.max_magnification, compression=args.compression)
     except (UsageError, SinkError) as err:
         return fail(err)
 

@@ -35,6 +35,46 @@ STREAM_ROWS = 512 + 4096  # most rows a streaming sink buffers: a TIFF tile row 
 MEMORY_SHARE = 0.5  # an in-memory image may take at most this share of the available RAM
 
 
+# --compression names -> tifffile's codec names; which work depends on the installed codecs (zlib and lzma
+# come with Python; zstd and jpeg need imagecodecs), so each is probed once by encoding a tiny tile.
+TIFF_COMPRESSIONS = {"deflate": "zlib", "lzma": "lzma", "zstd": "zstd", "jpeg": "jpeg"}
+_codec_ok: dict[str, bool] = {}
+
+
+def tiff_codec_available(name: str) -> bool:
+    """Whether tifffile can write tiles with the ``--compression`` codec ``name`` here."""
+    if name not in _codec_ok:
+        import io
+
+        import numpy as np
+        import tifffile
+
+        try:
+            tifffile.imwrite(io.BytesIO(), np.zeros((16, 16, 3), np.uint8), tile=(16, 16), photometric="rgb",
+                             compression=TIFF_COMPRESSIONS[name])
+            _codec_ok[name] = True
+        except Exception:  # noqa: BLE001 - a missing codec surfaces as ValueError, ImportError or others
+            _codec_ok[name] = False
+    return _codec_ok[name]
+
+
+def check_compression(name: str | None, fmt: Format, bits: int = 8) -> str | None:
+    """tifffile's codec for ``--compression name`` (``None``/``"none"``: raw), or ``SinkError``."""
+    if name in (None, "none"):
+        return None
+    if name not in TIFF_COMPRESSIONS:
+        raise SinkError(f"--compression must be none or one of {', '.join(TIFF_COMPRESSIONS)}, got '{name}'")
+    if fmt.name != "tiff":
+        raise SinkError(f"--compression applies to .tif outputs; {fmt.name.upper()} has its own")
+    if name == "jpeg" and bits != 8:
+        raise SinkError("--compression jpeg holds 8-bit images only")
+    if not tiff_codec_available(name):
+        usable = [n for n in TIFF_COMPRESSIONS if tiff_codec_available(n)]
+        raise SinkError(f"--compression {name}: this installation cannot write it (install imagecodecs); "
+                        f"available: none, {', '.join(usable)}")
+    return TIFF_COMPRESSIONS[name]
+
+
 def format_for_path(path: str | Path) -> Format:
     """The format named by ``path``'s extension."""
     ext = Path(path).suffix.lower()
@@ -63,8 +103,9 @@ def check_memory(nbytes: int, what: str, hint: str = "use a .tif or .png output,
 
 
 def check_capacity(fmt: Format, size: tuple[int, int], bits: int = 8, batch: int = 1,
-                   directory: str | Path | None = None) -> None:
-    """Raise ``SinkError`` unless ``batch`` images of ``size = (H, W)`` fit in format ``fmt``."""
+                   directory: str | Path | None = None, compressed: bool = False) -> None:
+    """Raise ``SinkError`` unless ``batch`` images of ``size = (H, W)`` fit in format ``fmt`` (and, for a
+    raw TIFF, on the disk of ``directory``; a compressed one's size is not known in advance)."""
     H, W = size
     if bits not in fmt.bits:
         raise SinkError(f"{fmt.name.upper()} holds {' or '.join(map(str, fmt.bits))}-bit images, not {bits}-bit")
@@ -77,7 +118,7 @@ def check_capacity(fmt: Format, size: tuple[int, int], bits: int = 8, batch: int
                      hint="the image is too wide to stream")
     else:
         check_memory(batch * H * W * bytes_per_pixel, f"a {W}x{H} {fmt.name.upper()}")
-    if fmt.name == "tiff" and directory is not None:  # written uncompressed: the size is known
+    if fmt.name == "tiff" and directory is not None and not compressed:  # raw: the size is known
         folder = existing_ancestor(Path(directory))
         need, free = batch * H * W * bytes_per_pixel, free_disk(folder)
         if need > free:

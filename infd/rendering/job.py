@@ -104,7 +104,7 @@ class _BatchJob:
                  region: Region | None):
         self.request, self.model, self.renderer = request, model, renderer
         self.tiles, self.paths, self.region = tiles, paths, region
-        self.sink = FileSink(paths, bits=request.bits)
+        self.sink = FileSink(paths, bits=request.bits, tiff_compression=request.compression)
 
     def _render(self, phi, tile_bar):
         return iter_render(self.renderer, phi, self.request.size, self.region, tiles=self.tiles,

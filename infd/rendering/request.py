@@ -15,8 +15,8 @@ from infd.cli import UsageError, parse_device, parse_size, parse_sizes, refuse_o
 from infd.diffusion.sampling import SamplingError, SamplingSpec
 from infd.renderers.windows import Region
 
-from .formats import (FORMATS, Format, SinkError, check_capacity, check_memory, check_writable,
-                      format_for_path)
+from .formats import (FORMATS, Format, SinkError, check_capacity, check_compression, check_memory,
+                      check_writable, format_for_path)
 
 DTYPE_NAMES = ("fp32", "bf16", "fp16")
 MAX_SEEDS = 1_000_000
@@ -43,6 +43,7 @@ class RenderRequest:
     sampling: SamplingSpec = field(default_factory=SamplingSpec)
     checkpoint: str | None = None
     max_magnification: float | None = None  # overrides the checkpoint's native magnification limit
+    compression: str | None = None  # tifffile's codec of a TIFF output (None: raw)
 
     @property
     def output_size(self) -> tuple[int, int]:
@@ -122,7 +123,8 @@ def make_request(*, size: str, out: str, seed: str = "0", num: int | None = None
                  also_sizes: str | None = None, tile: int | None = None, batch: int = 4, bits: int = 8,
                  device: str = "auto", dtype: str = "fp32", steps: int = 50, sampler: str = "ddim",
                  cfg_scale: float = 1.0, class_label: int | None = None,
-                 checkpoint: str | None = None, max_magnification: float | None = None) -> RenderRequest:
+                 checkpoint: str | None = None, max_magnification: float | None = None,
+                 compression: str | None = None) -> RenderRequest:
     """Parse and check everything that can be checked without the model; ``RequestError`` otherwise (or its
     base ``UsageError`` from the shared parsers of ``infd.cli``)."""
     hw = parse_size(size)
@@ -146,10 +148,14 @@ def make_request(*, size: str, out: str, seed: str = "0", num: int | None = None
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise RequestError(f"checkpoint not found: {checkpoint}")
     fmt, outputs = resolve_outputs(out, seeds)
+    try:
+        codec = check_compression(compression, fmt, bits)
+    except SinkError as err:
+        raise RequestError(str(err)) from None
     if checkpoint is not None:
         refuse_overwrite(outputs, [checkpoint])
     request = RenderRequest(hw, seeds, outputs, fmt, bits, box, extra, tile, batch, parse_device(device),
-                            dtype, sampling, checkpoint, max_magnification)
+                            dtype, sampling, checkpoint, max_magnification, codec)
     try:
         check_outputs(request)
     except SinkError as err:
@@ -178,6 +184,6 @@ def check_outputs(request: RenderRequest) -> None:
                      "rendering every --also-sizes size in memory")
     else:
         check_capacity(fmt, request.output_size, bits, batch=request.render_batch,
-                       directory=request.outputs[0].parent)
+                       directory=request.outputs[0].parent, compressed=request.compression is not None)
     for path in request.outputs:
         check_writable(path)
