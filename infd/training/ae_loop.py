@@ -44,6 +44,7 @@ class AETrainConfig:
     grad_clip: float = 0.0  # max grad norm; 0 disables
     ema_decay: float = 0.0  # 0 disables the EMA copy
     log_every: int = 10
+    trackers: tuple[str, ...] = ("tensorboard",)  # also "wandb"; each needs its package installed
     image_every: int = 500
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
@@ -85,7 +86,7 @@ def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool
                       init_from: str | None = None, allow_config_change: bool = False) -> TrainResult:
     """Run (or continue) stage-1 training up to ``config.max_steps`` (or a stop signal, or ``max_minutes``)."""
     seed_run(config.seed, config.deterministic)
-    acc = make_accelerator(config.mixed_precision, config.run_dir)
+    acc = make_accelerator(config.mixed_precision, config.run_dir, trackers=config.trackers)
     model = NeuralFieldAutoencoder(config.model)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -134,8 +135,9 @@ def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool
             run.step_done(lambda: {k: float(v) for k, v in logs.items()})
 
             if val_images and run.step % config.image_every == 0:
-                reconstruction_grid(shown, val_data, val_images, config.val_sizes,
-                                    run.run_dir / "images" / f"recon-{run.step:08d}.png", device=acc.device)
+                grid = reconstruction_grid(shown, val_data, val_images, config.val_sizes,
+                                           run.run_dir / "images" / f"recon-{run.step:08d}.png", device=acc.device)
+                run.log_image("reconstructions", grid)
                 unwrapped.train()  # the grid switched the model to eval mode
             run.checkpoint_if_due()
         run.save_if_stopped()

@@ -57,6 +57,7 @@ class DMTrainConfig:
     max_steps: int = 100000
     max_minutes: float | None = None  # stop (with a checkpoint) after this long; a rerun continues
     log_every: int = 50
+    trackers: tuple[str, ...] = ("tensorboard",)  # also "wandb"; each needs its package installed
     sample_every: int = 5000  # 0 disables the sample grids
     checkpoint_every: int = 5000
     keep_checkpoints: int = 2
@@ -132,7 +133,7 @@ def train_diffusion(config: DMTrainConfig, resume: bool = True, progress: bool =
     stats = load_stats(config.latents.stats_path())
     check_local_shards(config.latents.urls)
     seed_run(config.seed, config.deterministic)
-    acc = make_accelerator(config.mixed_precision, config.run_dir)
+    acc = make_accelerator(config.mixed_precision, config.run_dir, trackers=config.trackers)
     autoencoder = load_autoencoder(config.autoencoder, acc.device)
     check_cache(config, stats, autoencoder)
     shift, scale = stats.shift_scale(config.latent_norm)
@@ -158,9 +159,10 @@ def train_diffusion(config: DMTrainConfig, resume: bool = True, progress: bool =
 
     def samples():
         if seeds and acc.is_main_process:
-            sample_grid(bundle, seeds, config.sample_sizes, run.run_dir / "images" / f"samples-{run.step:08d}.png",
-                        steps=config.sample_steps, sampler=config.sample_sampler,
-                        guidance=config.diffusion.sampler.guidance_scale)
+            path = run.run_dir / "images" / f"samples-{run.step:08d}.png"
+            grid = sample_grid(bundle, seeds, config.sample_sizes, path, steps=config.sample_steps,
+                               sampler=config.sample_sampler, guidance=config.diffusion.sampler.guidance_scale)
+            run.log_image("samples", grid)
             unwrapped.train()  # sampling switched the backbone to eval mode (without an EMA copy)
 
     batches = run.batches(make_latent_loader, config.latents)

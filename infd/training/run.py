@@ -22,6 +22,7 @@ import gc
 import json
 import logging
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -31,8 +32,9 @@ from tqdm.auto import tqdm
 
 from ..atomic import remove_stale_temps
 from ..checkpoint import CheckpointError, check_model_config, load_state_strict, read_checkpoint, save_model
+from .accel import TRACKERS
 from .guard import NanGuard, StopFlag
-from .run_dir import JsonlLog, RunDirLock, config_changes, read_resolved_config, write_resolved_config
+from .run_dir import JsonlLog, RunDirLock, config_changes, read_resolved_config, write_curves, write_resolved_config
 from .state import CheckpointIO, TrainResult
 from .stream import resumed_batches, shutdown_workers
 
@@ -55,6 +57,9 @@ def check_loop_config(config):
                          f"{config.max_nonfinite_steps} and {config.grad_clip}")
     if config.max_minutes is not None and config.max_minutes <= 0:
         raise ValueError(f"max_minutes must be positive or null, got {config.max_minutes}")
+    unknown = [t for t in config.trackers if t not in TRACKERS]
+    if unknown:
+        raise ValueError(f"trackers must be among {', '.join(TRACKERS)}, got {unknown}")
 
 
 def _any_rank(acc, flag: bool) -> bool:
@@ -144,7 +149,10 @@ class TrainingRun:
             acc.init_trackers(name)
         self.jsonl = JsonlLog(self.run_dir, enabled=acc.is_main_process)
         self.guard = NanGuard(config.max_nonfinite_steps)
-        self.desc, self.show_progress = desc, progress and acc.is_main_process
+        # A bar on a terminal; in a log file (no TTY) or with --no-progress, a plain line every log_every steps.
+        self.desc = desc
+        self.show_progress = progress and acc.is_main_process and sys.stderr.isatty()
+        self.log_lines = acc.is_main_process and not self.show_progress
         self.out_of_time = False  # set when max_minutes ended the loop
         self._streams: list[Iterator[dict]] = []  # shut down when the run's ``with`` block ends
 
@@ -249,7 +257,26 @@ class TrainingRun:
             self.jsonl.write(self.step, **row)
             self.acc.log(row, step=self.step)
             self.bar.set_postfix(loss=f"{row.get('loss', float('nan')):.4f}", it_s=f"{rate:.2f}")
+            if self.log_lines:
+                shown = " ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, (int, float)))
+                log.info("%s step %d/%d %s", self.desc, self.step, self.config.max_steps, shown)
         self.bar.update(1)
+
+    def log_image(self, name: str, path: str | Path) -> None:
+        """Send a grid the run wrote (``path``, a PNG) to the trackers that show images (main process)."""
+        trackers = [t for t in self.acc.trackers if t.name in TRACKERS] if self.acc.is_main_process else []
+        if not trackers:
+            return
+        import numpy as np
+        from PIL import Image
+
+        with Image.open(path) as image:
+            array = np.asarray(image.convert("RGB"))
+        for tracker in trackers:
+            if tracker.name == "tensorboard":
+                tracker.log_images({name: array[None]}, step=self.step, dataformats="NHWC")
+            else:
+                tracker.log_images({name: [array]}, step=self.step)
 
     def checkpoint(self):
         """Save the state and export the model (main process); every rank waits for it."""
@@ -257,6 +284,7 @@ class TrainingRun:
         if self.acc.is_main_process:
             self.io.save(self.step, self.samples_seen)
             save_model(self.export_model, self.export_path, extra={"step": str(self.step)})
+            write_curves(self.run_dir)
         self.acc.wait_for_everyone()
 
     def checkpoint_if_due(self):

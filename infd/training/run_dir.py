@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from ..config import ConfigError, to_dict
 RESUMABLE_KEYS = ("run_dir", "max_steps", "max_minutes", "log_every", "image_every", "sample_every",
                   "checkpoint_every", "keep_checkpoints", "max_nonfinite_steps", "val_sizes", "num_val_images",
                   "sample_sizes", "num_sample_images", "sample_steps", "sample_sampler", "data.num_workers",
-                  "latents.num_workers")
+                  "latents.num_workers", "trackers")
 
 
 class RunDirBusy(ConfigError):
@@ -114,3 +115,27 @@ class JsonlLog:
 def read_log(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / "log.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+CURVE_SKIP = {"step", "time", "steps_per_s", "gan_weight", "reg", "grad_norm"}  # not losses, or another scale
+CURVE_POINTS = 200  # the log is averaged into at most this many points per curve
+
+
+def write_curves(run_dir: str | Path) -> Path | None:
+    """``curves.png`` in the run directory: each logged loss against the step (from ``log.jsonl``,
+    averaged into at most ``CURVE_POINTS`` bins), or ``None`` while the log is empty."""
+    from ..eval.report import line_plot
+
+    rows = read_log(run_dir)
+    keys = sorted({k for row in rows for k, v in row.items()
+                   if k not in CURVE_SKIP and isinstance(v, (int, float)) and math.isfinite(v)})
+    if not rows or not keys:
+        return None
+    per_bin = max(1, math.ceil(len(rows) / CURVE_POINTS))
+    series = {}
+    for key in keys:
+        points = [(row["step"], row[key]) for row in rows if isinstance(row.get(key), (int, float))]
+        binned = [points[i:i + per_bin] for i in range(0, len(points), per_bin)]
+        series[key] = [(b[-1][0], sum(v for _, v in b) / len(b)) for b in binned]
+    title = "training losses" + (f" (means of {per_bin} log lines)" if per_bin > 1 else "")
+    return line_plot(Path(run_dir) / "curves.png", series, title, "step", "loss")
