@@ -78,12 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         return fail(err)
 
     interrupt_on_sigterm()
-    from tqdm import tqdm
-
     from infd.checkpoint import CheckpointError
     from infd.config import ConfigError
     from infd.rendering.distributed import DistContext, init_distributed
     from infd.devices import device_type
+    from infd.progress import format_seconds, progress
     from infd.rendering.job import run_request
     from infd.rendering.sampling import check_sampling, has_prior, load_render_model
 
@@ -97,8 +96,15 @@ def main(argv: list[str] | None = None) -> int:
                   "(--steps, --sampler, --cfg-scale and --class are not used)", file=sys.stderr)
 
         def make_bar(desc: str, total: int):
-            return tqdm(total=total, desc=desc, unit="tile" if desc == "tiles" else "batch",
-                        disable=not dist.is_main, file=sys.stderr, dynamic_ncols=True)
+            tiles = desc == "tiles"
+            return progress(desc, total, "tile" if tiles else "step", enabled=dist.is_main, position=int(tiles),
+                            estimate=announce_long_render if tiles else None)
+
+        def announce_long_render(remaining_s: float) -> None:
+            h, w = request.file_size
+            raw = h * w * 3 * request.bits // 8 * len(request.outputs)
+            print(f"note: about {format_seconds(remaining_s)} of rendering left for {len(request.outputs)} x {w}x{h} "
+                  f"({raw / 2**30:.2f} GiB of pixels uncompressed)", file=sys.stderr, flush=True)
 
         written = run_request(request, model, dist, make_bar)
         h, w = request.file_size

@@ -19,10 +19,11 @@ from infd.renderers.coords import Region
 from .distributed import DistContext, TileStore, assign, owner_of, store_path
 from .engine import DTYPES, choose_tile, iter_render, plan_tiles, prepare_renderer, render
 from .request import GRID_GAP, RenderRequest, RequestError
-from .sampling import sample_latents
+from .sampling import has_prior, sample_latents
 from .sinks import FileSink, quantize
 
 BarFactory = Callable[[str, int], object]  # (description, total) -> object with update(n) and close()
+# "sampling" counts sampler steps (one per batch for a model without a prior), "tiles" rendered tiles.
 
 
 class _NoBar:
@@ -57,6 +58,20 @@ def run_request(request: RenderRequest, model: nn.Module, dist: DistContext | No
     return _run_files(request, model, renderer, device, dist, make_bar)
 
 
+def sampling_units(model: nn.Module, request: RenderRequest) -> int:
+    """Units of the "sampling" bar per batch: the sampler's steps, or 1 without a prior."""
+    return request.sampling.steps if has_prior(model) else 1
+
+
+def _sample(model: nn.Module, seeds: list[int], request: RenderRequest, bar) -> torch.Tensor:
+    """``sample_latents`` with the bar advanced per sampler step (or once, without a prior)."""
+    if has_prior(model):
+        return sample_latents(model, seeds, request.sampling, callback=lambda *_: bar.update(1))
+    z = sample_latents(model, seeds, request.sampling)
+    bar.update(1)
+    return z
+
+
 def _decode(model: nn.Module, z: torch.Tensor) -> torch.Tensor:
     """Field ``phi (B, C, h, w)`` of latents ``z (B, z_channels, h', w')`` on the model's device (no copy)."""
     with torch.inference_mode():
@@ -73,7 +88,7 @@ def _run_files(request, model, renderer, device, dist, make_bar) -> list[Path]:
     batches = [list(range(i, min(i + batch, len(request.seeds)))) for i in range(0, len(request.seeds), batch)]
     mine = assign(len(batches) * T, dist.rank, world)
     sampled = {b for b in range(len(batches)) if owner_of(b * T, world) == dist.rank}  # owners sample
-    sampling_bar = make_bar("sampling", len(sampled))
+    sampling_bar = make_bar("sampling", len(sampled) * sampling_units(model, request))
     tile_bar = make_bar("tiles", len(mine))
     written: list[Path] = []
     try:
@@ -87,7 +102,7 @@ def _run_files(request, model, renderer, device, dist, make_bar) -> list[Path]:
             owner = owner_of(b * T, world)
             job = _BatchJob(request, model, renderer, tiles=my_tiles, paths=paths, region=region)
             if not shared:
-                job.render_to_files(sample_latents(model, seeds, request.sampling), sampling_bar, tile_bar)
+                job.render_to_files(_sample(model, seeds, request, sampling_bar), tile_bar)
                 written += paths
             else:
                 written += job.render_shared(seeds, dist, owner, sampling_bar, tile_bar)
@@ -110,8 +125,7 @@ class _BatchJob:
         return iter_render(self.renderer, phi, self.request.size, self.region, tiles=self.tiles,
                            dtype=DTYPES[self.request.dtype], on_tile=lambda _: tile_bar.update(1))
 
-    def render_to_files(self, z, sampling_bar, tile_bar) -> None:
-        sampling_bar.update(1)
+    def render_to_files(self, z, tile_bar) -> None:
         phi = _decode(self.model, z)
         self.sink.consume(self._render(phi, tile_bar), self.request.output_size, len(self.paths))
 
@@ -128,8 +142,7 @@ class _BatchJob:
         try:
             if is_owner:
                 stores = [TileStore(store_path(p), size, dtype, create=True) for p in self.paths]
-                phi = _decode(self.model, sample_latents(self.model, seeds, self.request.sampling))
-                sampling_bar.update(1)
+                phi = _decode(self.model, _sample(self.model, seeds, self.request, sampling_bar))
                 shape = torch.tensor(phi.shape)
             else:
                 shape = torch.zeros(4, dtype=torch.int64)
@@ -165,14 +178,13 @@ def _run_grids(request, model, renderer, device, dist, make_bar) -> list[Path]:
     sizes = request.grid_sizes
     mine = assign(len(request.seeds), dist.rank, dist.world_size)
     tile = request.tile or choose_tile(model.renderer, device)
-    sampling_bar = make_bar("sampling", len(mine))
+    sampling_bar = make_bar("sampling", len(mine) * sampling_units(model, request))
     tile_bar = make_bar("tiles", len(mine) * sum(len(plan_tiles(s, None, tile)) for s in sizes))
     height, width = request.file_size
     written = []
     try:
         for i in mine:
-            phi = _decode(model, sample_latents(model, [request.seeds[i]], request.sampling))
-            sampling_bar.update(1)
+            phi = _decode(model, _sample(model, [request.seeds[i]], request, sampling_bar))
             grid = np.full((1, height, width, 3), 255, np.uint8)
             left = 0
             for h, w in sizes:
