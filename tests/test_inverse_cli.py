@@ -89,6 +89,8 @@ BAD = [
     (PIXELS, ["--out", "x.bmp"], "unsupported output extension"),
     (PIXELS, ["--condition-scale", "nan"], "--condition-scale must be"),
     (PIXELS, ["--checkpoint", "missing.safetensors"], "checkpoint not found"),
+    (PIXELS, ["--class", "7"], "--class 7 is not a label of this model (0..3)"),
+    (PIXELS, ["--steps", "5000"], "more than this model's 1000 diffusion steps"),
 ]
 
 
@@ -107,6 +109,11 @@ def test_checkpoints_without_a_prior_or_none_at_all(tmp_path, tool, capsys, monk
     ae = save_model(make_bundle().autoencoder, tmp_path / "ae.safetensors")
     assert tool.main(["--layout", str(layout), "--checkpoint", str(ae), "--out", str(tmp_path / "r.png")]) == 2
     assert "without a diffusion prior" in capsys.readouterr().err
+    unconditional = save_model(make_bundle(dm={"model": {"num_classes": None}}), tmp_path / "uncond.safetensors")
+    assert tool.main(["--layout", str(layout), "--checkpoint", str(unconditional), "--class", "0",
+                      "--out", str(tmp_path / "r.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "this model is unconditional" in err[0], err
     monkeypatch.setattr(sampling, "BUNDLED_CHECKPOINT", tmp_path / "missing" / "default.safetensors")
     assert tool.main(["--layout", str(layout), "--out", str(tmp_path / "r.png")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

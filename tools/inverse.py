@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     from infd.rendering.formats import SinkError
     from infd.rendering.job import resolve_device
     from infd.rendering.request import RequestError
-    from infd.rendering.sampling import BUNDLED_CHECKPOINT, has_prior, load_render_model
+    from infd.rendering.sampling import BUNDLED_CHECKPOINT, check_sampling, has_prior, load_render_model
 
     try:
         if request.layout.needs_clip and args.clip is None:
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         if not has_prior(model):
             raise CheckpointError(f"{args.checkpoint or BUNDLED_CHECKPOINT} holds a {type(model).__name__} without "
                                   "a diffusion prior: inverse problems need a latent diffusion bundle")
+        check_sampling(model, request.sampling)  # --class on an unconditional model, --steps past its schedule
         conditions = build_condition_terms(request.layout, clip, seed=request.seed)
         result = solve(request, model, conditions, progress=True)
         for line in describe_losses(conditions, result.losses):
