@@ -77,5 +77,5 @@ def test_an_inverse_request_holds_one_sampling_spec_per_solver(tmp_path):
     guided = make_inverse_request(**common, steps=7, condition_scale=5.0)
     assert guided.sampling == SamplingSpec("ddpm", 7, cfg_scale=2.0) and guided.optimize_steps is None
     assert guided.condition_scale == 5.0
-    optimize = make_inverse_request(**common, solver="optimize", steps=30, sample_steps=4)
+    optimize = make_inverse_request(**common, solver="optimize", optimize_steps=30, steps=4)
     assert optimize.sampling == SamplingSpec("ddpm", 4, cfg_scale=2.0) and optimize.optimize_steps == 30

@@ -42,7 +42,7 @@ def checkpoint(tmp_path_factory):
 def test_super_resolution_writes_any_size_and_the_layout(tmp_path, checkpoint):
     out = tmp_path / "out" / "sr.png"
     result = run("--layout", ROOT / "configs/inverse/super_resolution.yaml", "--checkpoint", checkpoint,
-                 "--solver", "optimize", "--optimize-field", "--steps", "60", "--sample-steps", "2",
+                 "--solver", "optimize", "--optimize-field", "--optimize-steps", "60", "--steps", "2",
                  "--size", "96x64", "--also-size", "32", "--out", out, "--device", "cpu", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "photo (pixels): loss" in result.stdout and "PSNR" in result.stdout

@@ -34,8 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--also-size", dest="also_sizes", help="e.g. 256,640x480: also write the result at these sizes")
     p.add_argument("--out", default="out/inverse.png", help="result file (.png .jpg .webp .tif); default out/inverse.png")
     p.add_argument("--solver", default="guided", help="guided (guidance during sampling) or optimize (Adam on z)")
-    p.add_argument("--steps", type=int, help="sampler steps (guided, default 50) or Adam steps (optimize, default 200)")
-    p.add_argument("--sample-steps", type=int, default=50, help="optimize: steps of the sample it starts from")
+    p.add_argument("--steps", type=int, default=50,
+                   help="sampler steps: the guided run, or the sample optimize starts from (default 50)")
+    add_deprecated_alias(p, "--sample-steps", "--steps", dest="steps", type=int)
+    p.add_argument("--optimize-steps", type=int, default=200, help="optimize: Adam steps (default 200)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
     p.add_argument("--clip", help="directory of a transformers CLIPModel + tokenizer (for clip_text terms)")
     add_sampler_arguments(p)
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     try:  # the layout, sizes and paths, before any model is loaded
         request = make_inverse_request(
             layout=args.layout, size=args.size, out=args.out, also_sizes=args.also_sizes, solver=args.solver,
-            steps=args.steps, sample_steps=args.sample_steps, seed=args.seed, sampler=args.sampler,
+            steps=args.steps, optimize_steps=args.optimize_steps, seed=args.seed, sampler=args.sampler,
             cfg_scale=args.cfg_scale, class_label=args.class_label, condition_scale=args.condition_scale,
             lr=args.lr, prior=args.prior, prior_weight=args.prior_weight, optimize_field=args.optimize_field,
             field_lr=args.field_lr, device=args.device)

@@ -66,15 +66,15 @@ def preview_size(size: tuple[int, int], limit: int = PREVIEW_PX) -> tuple[int, i
 
 
 def make_inverse_request(*, layout: str, size: str, out: str, also_sizes: str | None = None,
-                         solver: str = "guided", steps: int | None = None, sample_steps: int = 50, seed: int = 0,
+                         solver: str = "guided", steps: int = 50, optimize_steps: int = 200, seed: int = 0,
                          sampler: str = "ddim", cfg_scale: float = 1.0, class_label: int | None = None,
                          condition_scale: float = 100.0, lr: float = 0.05, prior: str = "gaussian",
                          prior_weight: float = 1e-3, optimize_field: bool = False, field_lr: float = 0.05,
                          device: str = "auto") -> InverseRequest:
     """Parse and check a request without loading a model; ``InverseError`` (one line) if it is invalid.
 
-    ``steps`` are the sampler's (guided, default 50) or Adam's (optimize, default 200); ``sample_steps``
-    those of the unguided sample the optimizer starts from.
+    ``steps`` are the sampler's, for either solver: the guided run, or the unguided sample the optimizer
+    starts from; ``optimize_steps`` the optimizer's Adam steps.
     """
     try:
         parsed = load_layout(layout)
@@ -87,9 +87,8 @@ def make_inverse_request(*, layout: str, size: str, out: str, also_sizes: str | 
         raise InverseError(f"--solver must be one of {', '.join(SOLVERS)}, got '{solver}'")
     if prior not in PRIORS:
         raise InverseError(f"--prior must be one of {', '.join(PRIORS)}, got '{prior}'")
-    steps = (50 if solver == "guided" else 200) if steps is None else steps
-    if steps < 1 or sample_steps < 1:
-        raise InverseError(f"--steps and --sample-steps must be at least 1, got {steps} and {sample_steps}")
+    if steps < 1 or optimize_steps < 1:
+        raise InverseError(f"--steps and --optimize-steps must be at least 1, got {steps} and {optimize_steps}")
     for name, value in (("--condition-scale", condition_scale), ("--lr", lr), ("--prior-weight", prior_weight),
                         ("--field-lr", field_lr)):
         if not (math.isfinite(value) and value >= 0):
@@ -98,11 +97,11 @@ def make_inverse_request(*, layout: str, size: str, out: str, also_sizes: str | 
         raise InverseError(f"--seed must be >= 0, got {seed}")
     guided = solver == "guided"
     try:
-        sampling = SamplingSpec(sampler, steps if guided else sample_steps, cfg_scale, class_label)
+        sampling = SamplingSpec(sampler, steps, cfg_scale, class_label)
     except SamplingError as err:
         raise InverseError(str(err)) from None
-    request = InverseRequest(parsed, hw, Path(out), extra, solver, sampling, None if guided else steps, seed,
-                             condition_scale, lr, prior, prior_weight, optimize_field, field_lr, device)
+    request = InverseRequest(parsed, hw, Path(out), extra, solver, sampling, None if guided else optimize_steps,
+                             seed, condition_scale, lr, prior, prior_weight, optimize_field, field_lr, device)
     outputs = [request.out, *(request.also_path(s) for s in extra), request.layout_path]
     inputs = [Path(layout), *(p for t in parsed.terms for p in (t.image, t.known_mask) if p is not None)]
     try:
