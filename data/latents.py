@@ -197,12 +197,12 @@ class LatentDataConfig:
 
     urls: str | list[str] = ""
     stats: str | None = None
-    batch_size: int = 32
-    shuffle_buffer: int = 1000
-    num_workers: int = 0
+    batch_size: int = 32  # latents per step and process
+    shuffle_buffer: int = 1000  # latents held for shuffling (0: off)
+    num_workers: int = 0  # loader processes (reading a cached latent costs microseconds)
     resampled: bool = True
-    seed: int = 0
-    max_failures: int = 100
+    seed: int = 0  # of the shard draws and the shuffle
+    max_failures: int = 100  # consecutive unreadable latents before the stream stops
 
     def __post_init__(self):
         if self.batch_size <= 0 or self.shuffle_buffer < 0 or self.num_workers < 0 or self.max_failures <= 0:

@@ -18,8 +18,8 @@ RENDERERS = {"clif": (CLIF, CLIFConfig), "liif": (LIIF, LIIFConfig), "conv_head"
 class RendererConfig:
     """``{name, args}``: ``name`` picks the renderer, ``args`` fills its own typed config."""
 
-    name: str = "clif"
-    args: dict = field(default_factory=dict)
+    name: str = "clif"  # clif (the method), liif or conv (baselines); see renderers/
+    args: dict = field(default_factory=dict)  # the renderer's own config, e.g. {hidden: 32, num_blocks: 2}
 
     def __post_init__(self):
         if self.name not in RENDERERS:

@@ -25,7 +25,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", choices=["ae", "dm"],
                         help="what to train: ae (stage 1 autoencoder) or dm (stage 2 latent diffusion)")
-    parser.add_argument("--config", required=True, help="experiment YAML (see configs/train/)")
+    parser.add_argument("--config", help="experiment YAML (see configs/train/); required except with --help-config")
+    parser.add_argument("--help-config", action="store_true",
+                        help="print every config key of the stage (type, default, meaning) and exit; docs/config.md")
     parser.add_argument("--run-dir", help="override the config's run_dir")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys, e.g. max_steps=100")
     parser.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints in the run directory")
@@ -53,6 +55,14 @@ def _fail(err: BaseException, code: int) -> int:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.help_config:
+        from infd.config_docs import stage_references
+
+        print(stage_references()[args.stage], end="")
+        return 0
+    if args.config is None:
+        print("error: --config is required (an experiment YAML, see configs/train/)", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     from infd.data.latents import LatentCacheError
     from infd.checkpoint import CheckpointError

@@ -32,7 +32,7 @@ BACKBONES = ("unet", "uvit")
 class DiffusionConfig:
     """Backbone kind and config, noise schedule, training objective and default sampler."""
 
-    backbone: str = "unet"
+    backbone: str = "unet"  # unet or uvit: which config model takes
     model: Any = field(default_factory=dict)  # the backbone's config dataclass (a dict in YAML)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)

@@ -178,10 +178,10 @@ class SamplerConfig:
     steps, ``guidance_scale`` (its ``cfg_scale``: classifier-free guidance) and eta (``spec.apply_to``)."""
 
     name: Literal[SAMPLER_NAMES] = "ddim"
-    steps: int = 200
-    eta: float = 1.0
+    steps: int = 200  # sampler steps (a subsequence of the T diffusion steps)
+    eta: float = 1.0  # DDIM: 0 deterministic, 1 as stochastic as DDPM
     guidance_scale: float = 1.0  # classifier-free guidance scale
-    clip_x0: float | None = None
+    clip_x0: float | None = None  # clamp the predicted x0 to [-c, c] at each step (None: no clamp)
     spacing: Spacing | None = None  # None: the sampler's default (uniform; log_snr for dpmpp_2m)
 
     def __post_init__(self):

@@ -28,12 +28,12 @@ Spacing = Literal["uniform", "quadratic", "log_snr"]
 class ScheduleConfig:
     """How to build a ``NoiseSchedule``; the defaults are the paper's (1000 steps, 0.0015 -> 0.0195)."""
 
-    kind: Literal["linear", "scaled_linear", "cosine"] = "linear"
-    num_steps: int = 1000
-    beta_start: float = 0.0015
-    beta_end: float = 0.0195
-    cosine_s: float = 0.008
-    max_beta: float = 0.999
+    kind: Literal["linear", "scaled_linear", "cosine"] = "linear"  # betas (scaled_linear: LDM's, linear in sqrt)
+    num_steps: int = 1000  # T, the diffusion steps
+    beta_start: float = 0.0015  # linear / scaled_linear: beta_1
+    beta_end: float = 0.0195  # linear / scaled_linear: beta_T
+    cosine_s: float = 0.008  # cosine: the offset s of Nichol & Dhariwal
+    max_beta: float = 0.999  # cosine: betas are clipped to this
 
     def __post_init__(self):
         if self.num_steps < 1:

@@ -26,9 +26,9 @@ class AutoencoderLossConfig:
     perceptual_weight: float = 1.0  # LPIPS-VGG; 0 skips loading the LPIPS network
     perceptual_start_step: int = 0  # L1 (+ reg) only before this step: the cheap part of learning first
     gan_weight: float = 0.75  # times the adaptive weight; 0 disables the GAN
-    gan_start_step: int = 0
+    gan_start_step: int = 0  # the GAN term (and the discriminator's updates) start at this step
     adaptive_gan_weight: bool = True  # False: the GAN term is weighted by gan_weight alone
-    max_adaptive_weight: float = 1e4
+    max_adaptive_weight: float = 1e4  # cap of the adaptive GAN weight (as in taming-transformers)
     reg_weight: float = 1.0  # VQ: 1.0; KL: typically 1e-6
     discriminator: PatchDiscriminatorConfig = field(default_factory=PatchDiscriminatorConfig)
     lpips_weights: str | None = None  # converted LPIPS file; None: $INFD_LPIPS_WEIGHTS or the cache

@@ -18,9 +18,9 @@ from ..registry import register_model
 
 @dataclass
 class PatchDiscriminatorConfig:
-    in_channels: int = 3
-    base_channels: int = 64
-    num_layers: int = 3
+    in_channels: int = 3  # image channels
+    base_channels: int = 64  # width of the first layer, doubled per layer (at most 8x)
+    num_layers: int = 3  # strided layers: more layers, larger patches judged
 
     def __post_init__(self):
         for name in ("in_channels", "base_channels", "num_layers"):

@@ -29,17 +29,17 @@ DEFAULT_MAX_MAGNIFICATION = 4.0
 @dataclass
 class AutoencoderConfig:
     input_size: int = 256  # the encoder's fixed (square) input size
-    in_channels: int = 3
-    channels: int = 128
-    channel_mult: tuple[int, ...] = (1, 2, 4)
+    in_channels: int = 3  # image channels (RGB)
+    channels: int = 128  # width of the first encoder level
+    channel_mult: tuple[int, ...] = (1, 2, 4)  # width multipliers per level; len - 1 halvings: f = 2^(len - 1)
     num_res_blocks: int = 2
     attn_resolutions: tuple[int, ...] = ()  # feature sizes (pixels a side) that get self-attention
-    mid_attention: bool = True
-    dropout: float = 0.0
-    norm_groups: int = 32
-    z_channels: int = 3
-    bottleneck: Literal["vq", "kl", "none"] = "vq"
-    num_codes: int = 8192
+    mid_attention: bool = True  # self-attention in the middle block of the encoder and decoder
+    dropout: float = 0.0  # in the residual blocks
+    norm_groups: int = 32  # GroupNorm groups (capped at each layer's width)
+    z_channels: int = 3  # latent channels: z is z_channels x (input_size / f)^2
+    bottleneck: Literal["vq", "kl", "none"] = "vq"  # VQ codebook, KL-regularised Gaussian, or none
+    num_codes: int = 8192  # VQ codebook size
     beta: float = 0.25  # VQ commitment weight
     field_channels: int = 128  # width of phi; a 3x3 conv is added if it differs from channels * mult[0]
     renderer: RendererConfig = field(default_factory=RendererConfig)

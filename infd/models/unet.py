@@ -25,18 +25,18 @@ from .unet_blocks import Downsample, ResBlock, SpatialSelfAttention, SpatialTran
 class UNetConfig:
     """UNet backbone; defaults are the paper's FFHQ LDM-4 (64x64x3 latents, attention at 32, 16, 8)."""
 
-    in_channels: int = 3
-    out_channels: int = 3
-    channels: int = 224
-    channel_mult: tuple[int, ...] = (1, 2, 3, 4)
-    num_res_blocks: int = 2
+    in_channels: int = 3  # latent channels in (the autoencoder's z_channels)
+    out_channels: int = 3  # predicted channels (= in_channels)
+    channels: int = 224  # width of the first level
+    channel_mult: tuple[int, ...] = (1, 2, 3, 4)  # width multipliers per level (len - 1 halvings)
+    num_res_blocks: int = 2  # residual blocks per level
     attention_ds: tuple[int, ...] = (2, 4, 8)  # downsampling factors with self-attention (64 -> 32, 16, 8)
-    mid_attention: bool = True
+    mid_attention: bool = True  # self-attention in the middle block
     head_channels: int | None = 32  # channels per head; or set num_heads instead
-    num_heads: int | None = None
-    dropout: float = 0.0
+    num_heads: int | None = None  # attention heads (instead of head_channels)
+    dropout: float = 0.0  # in the residual blocks
     scale_shift_norm: bool = False  # FiLM (ADM); LDM FFHQ does not use it
-    norm_groups: int = 32
+    norm_groups: int = 32  # GroupNorm groups
     num_classes: int | None = None  # class-conditional; label ``num_classes`` is the null label
     context_dim: int | None = None  # cross-attention to a context (B, M, context_dim), e.g. text
     transformer_depth: int = 1  # transformer blocks per attention layer when context_dim is set

@@ -31,19 +31,19 @@ from .conditioning import LabelEmbedding, broadcast_timesteps, null_label_cond, 
 class UViTConfig:
     """U-ViT backbone; defaults are the paper's small setting (depth 13, width 512) on 32x32 latents."""
 
-    in_channels: int = 3
-    out_channels: int = 3
+    in_channels: int = 3  # latent channels in (the autoencoder's z_channels)
+    out_channels: int = 3  # predicted channels (= in_channels)
     input_size: int = 32  # latent size the learned position table is laid out for
-    patch_size: int = 2
-    dim: int = 512
-    depth: int = 13
-    num_heads: int = 8
-    mlp_ratio: float = 4.0
-    qkv_bias: bool = False
-    dropout: float = 0.0
+    patch_size: int = 2  # latent pixels a side per token
+    dim: int = 512  # token width
+    depth: int = 13  # transformer blocks (odd: in-blocks, a mid-block, out-blocks with long skips)
+    num_heads: int = 8  # attention heads
+    mlp_ratio: float = 4.0  # MLP hidden width / dim
+    qkv_bias: bool = False  # bias in the attention projections
+    dropout: float = 0.0  # in attention and MLP
     num_classes: int | None = None  # class-conditional; label ``num_classes`` is the null label
     pos_embed: Literal["learned", "sinusoidal"] = "learned"
-    final_conv: bool = True
+    final_conv: bool = True  # a 3x3 conv after un-patchifying (U-ViT's, smooths patch seams)
 
     def __post_init__(self):
         if self.depth < 1 or self.depth % 2 == 0:

@@ -36,24 +36,24 @@ class AETrainConfig:
     loss: AutoencoderLossConfig = field(default_factory=AutoencoderLossConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     disc_optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-    run_dir: str = "runs/ae"
-    max_steps: int = 1000
+    run_dir: str = "runs/ae"  # checkpoints, logs and images; a rerun resumes from it
+    max_steps: int = 1000  # total steps of the run, across restarts
     max_minutes: float | None = None  # stop (with a checkpoint) after this long; a rerun continues
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # bf16 on CPU only where lscpu shows avx512_bf16/amx
     channels_last: bool = False  # NHWC convolutions (model and encoder input)
     grad_clip: float = 0.0  # max grad norm; 0 disables
     ema_decay: float = 0.0  # 0 disables the EMA copy
-    log_every: int = 10
+    log_every: int = 10  # steps between log.jsonl / tracker / plain log lines
     trackers: tuple[str, ...] = ("tensorboard",)  # also "wandb"; each needs its package installed
-    image_every: int = 500
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    max_nonfinite_steps: int = 10
-    seed: int = 0
-    deterministic: bool = False
+    image_every: int = 500  # steps between reconstruction grids (0: none)
+    checkpoint_every: int = 500  # steps between saved states (and exported weights)
+    keep_checkpoints: int = 2  # newest states kept in checkpoints/
+    max_nonfinite_steps: int = 10  # non-finite losses in a row (skipped steps) before the run stops
+    seed: int = 0  # of the weights, the data stream and every random choice
+    deterministic: bool = False  # deterministic kernels and seeded Python RNG (bit-exact resume tests)
     exact_resume: bool = False  # on resume, replay the data stream up to the saved position
-    val_sizes: tuple[int, ...] = (256, 512, 1024)
-    num_val_images: int = 4
+    val_sizes: tuple[int, ...] = (256, 512, 1024)  # output sizes of the reconstruction grids
+    num_val_images: int = 4  # held-out photos in each grid (the first of val_data)
 
     def __post_init__(self):
         check_loop_config(self)

@@ -44,7 +44,7 @@ def _paper_optimizer() -> OptimizerConfig:
 class DMTrainConfig:
     """A stage-2 run (``configs/train/dm_*.yaml``); the loop keys are checked by ``check_loop_config``."""
 
-    run_dir: str = "runs/dm"
+    run_dir: str = "runs/dm"  # checkpoints, logs, sample grids and bundle.safetensors; a rerun resumes
     autoencoder: str = ""  # the stage-1 checkpoint the latent cache was made with
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)  # as in configs/dm/*.yaml
     latents: LatentDataConfig = field(default_factory=LatentDataConfig)  # latents.batch_size is per process
@@ -54,21 +54,21 @@ class DMTrainConfig:
     grad_clip: float = 1.0  # max grad norm; 0 disables
     ema_decay: float = 0.9999  # 0 disables the EMA copy (the bundle then holds the raw weights)
     ema_warmup: bool = True  # decay min(ema_decay, (1 + step) / (10 + step))
-    max_steps: int = 100000
+    max_steps: int = 100000  # total steps of the run, across restarts
     max_minutes: float | None = None  # stop (with a checkpoint) after this long; a rerun continues
-    log_every: int = 50
+    log_every: int = 50  # steps between log.jsonl / tracker / plain log lines
     trackers: tuple[str, ...] = ("tensorboard",)  # also "wandb"; each needs its package installed
     sample_every: int = 5000  # 0 disables the sample grids
-    checkpoint_every: int = 5000
-    keep_checkpoints: int = 2
-    sample_sizes: tuple[int, ...] = (256, 1024)
-    num_sample_images: int = 8
-    sample_steps: int = 25
+    checkpoint_every: int = 5000  # steps between saved states (and the exported bundle)
+    keep_checkpoints: int = 2  # newest states kept in checkpoints/
+    sample_sizes: tuple[int, ...] = (256, 1024)  # render sizes of the sample grids
+    num_sample_images: int = 8  # fixed seeds in each sample grid
+    sample_steps: int = 25  # sampler steps of the grids' samples
     sample_sampler: Literal["ddpm", "ddim", "dpmpp_2m"] = "ddim"
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
-    max_nonfinite_steps: int = 10
-    seed: int = 0
-    deterministic: bool = False
+    max_nonfinite_steps: int = 10  # non-finite losses in a row (skipped steps) before the run stops
+    seed: int = 0  # of the weights, the latent stream and the noise
+    deterministic: bool = False  # deterministic kernels and seeded Python RNG (bit-exact resume tests)
     exact_resume: bool = False  # on resume, replay the latent stream up to the saved position
 
     def __post_init__(self):

@@ -11,7 +11,7 @@ import torch
 class OptimizerConfig:
     name: str = "adam"  # adam | adamw
     lr: float = 3.6e-5
-    betas: tuple[float, float] = (0.5, 0.9)
+    betas: tuple[float, float] = (0.5, 0.9)  # Adam's (beta1, beta2); 0.5, 0.9 is the GAN-stable choice of LDM
     weight_decay: float = 0.0
     eps: float = 1e-8
 
