@@ -40,17 +40,28 @@ def _env():
 
 FAULTS = {
     "diverging loss": ({"optimizer.lr": 1e30, "max_nonfinite_steps": 2}, 1, "consecutive non-finite losses"),
-    "no shard readable": ({"data.urls": "missing-{00..03}.tar", "data.max_failures": 3}, 1, "consecutive samples"),
+    "no shard readable": ({"data.urls": "junk-{00..03}.tar", "data.max_failures": 3}, 1, "consecutive samples"),
 }
 
 
 @pytest.mark.parametrize("name", FAULTS)
 def test_a_failing_run_exits_in_one_line_and_leaves_no_worker(shards, tmp_path, name):
     changes, code, message = FAULTS[name]
+    for i in range(4):  # shards that exist but are not tar files
+        (tmp_path / f"junk-{i:02d}.tar").write_bytes(b"not a tar archive " * 64)
     result, elapsed, left_behind = _train(_config(shards, tmp_path, **changes), tmp_path)
     last = result.stderr.strip().splitlines()[-1]
     assert result.returncode == code and last.startswith("error:") and message in last, result.stderr[-2000:]
     assert elapsed < BOUND_S and not left_behind
+
+
+@pytest.mark.parametrize("key", ["data.urls", "val_data.urls"])
+def test_missing_shards_are_a_one_line_error_before_training(shards, tmp_path, key):
+    result, elapsed, left_behind = _train(_config(shards, tmp_path, image_every=2, **{key: "missing-{00..03}.tar"}),
+                                          tmp_path)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and last == f"error: {key}: shard not found: missing-00.tar (and 3 more)", last
+    assert not (tmp_path / "run" / "checkpoints").exists() and not left_behind
 
 
 def test_a_failing_checkpoint_write_exits_in_one_line(shards, tmp_path):

@@ -15,7 +15,8 @@ import torch
 from infd.data import DataConfig, make_loader
 from infd.renderers import make_renderer
 
-from ..eval.photos import first_images
+from ..config import ConfigError
+from ..eval.photos import first_images, missing_local_shards
 from ..eval.recon import reconstruction_grid
 from ..losses import AutoencoderLoss, AutoencoderLossConfig
 from ..models.autoencoder import AutoencoderConfig, NeuralFieldAutoencoder
@@ -82,9 +83,23 @@ def average_gradients(module: torch.nn.Module, acc):
             p.grad.copy_(acc.reduce(p.grad, reduction="mean"))
 
 
+def check_shards_exist(config: AETrainConfig) -> None:
+    """``ConfigError`` (one line, on every rank alike) naming a local training or validation shard that is
+    not there; remote and pipe URLs are left to the loader."""
+    parts = [("data.urls", config.data.urls)]
+    if config.image_every and config.val_data.urls:
+        parts.append(("val_data.urls", config.val_data.urls))
+    for key, urls in parts:
+        missing = missing_local_shards(urls)
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise ConfigError(f"{key}: shard not found: {missing[0]}{more}")
+
+
 def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool = True,
                       init_from: str | None = None, allow_config_change: bool = False) -> TrainResult:
     """Run (or continue) stage-1 training up to ``config.max_steps`` (or a stop signal, or ``max_minutes``)."""
+    check_shards_exist(config)
     seed_run(config.seed, config.deterministic)
     acc = make_accelerator(config.mixed_precision, config.run_dir, trackers=config.trackers)
     model = NeuralFieldAutoencoder(config.model)
@@ -104,7 +119,7 @@ def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool
     run = TrainingRun(config, acc, io, shown, Path(config.run_dir) / "checkpoints" / "model-latest.safetensors",
                       name="ae", desc="stage 1", resume=resume, progress=progress, init_from=init_from,
                       optimizers={"opt_g": config.optimizer, "opt_d": config.disc_optimizer},
-                      allow_config_change=allow_config_change)
+                      allow_config_change=allow_config_change, batch_size=config.data.batch_size)
     # The same held-out photos for every reconstruction grid (val_data, or the training shards).
     val_data = config.val_data if config.val_data.urls else config.data
     val_images = first_images(val_data, config.num_val_images) if config.image_every and acc.is_main_process else []

@@ -151,7 +151,7 @@ def train_diffusion(config: DMTrainConfig, resume: bool = True, progress: bool =
                       ema=ema.model if ema is not None else None)
     run = TrainingRun(config, acc, io, bundle, Path(config.run_dir) / BUNDLE_NAME, name="dm", desc="stage 2",
                       resume=resume, progress=progress, init_from=init_from, optimizers={"optimizer": config.optimizer},
-                      allow_config_change=allow_config_change)
+                      allow_config_change=allow_config_change, batch_size=config.latents.batch_size)
     num_classes = getattr(config.diffusion.model, "num_classes", None)
     objective = config.diffusion.objective
     mean_loss = _MeanLoss()

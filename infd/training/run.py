@@ -127,7 +127,7 @@ class TrainingRun:
 
     def __init__(self, config, acc, io: CheckpointIO, export_model: torch.nn.Module, export_path: str | Path, *,
                  name: str, desc: str, resume: bool = True, progress: bool = True, init_from: str | Path | None = None,
-                 optimizers: dict | None = None, allow_config_change: bool = False):
+                 optimizers: dict | None = None, allow_config_change: bool = False, batch_size: int | None = None):
         self.config, self.acc, self.io = config, acc, io
         self.export_model, self.export_path = export_model, Path(export_path)
         self.run_dir = Path(config.run_dir)
@@ -147,6 +147,11 @@ class TrainingRun:
         if acc.is_main_process:
             write_resolved_config(self.run_dir, config)
             acc.init_trackers(name)
+            batch = "" if batch_size is None else (f", global batch {batch_size * acc.num_processes} "
+                                                    f"({batch_size} per process)")
+            log.info("%s: %d process(es) (%s), device %s, mixed precision %s%s; run directory %s", desc,
+                     acc.num_processes, acc.distributed_type.value, acc.device, acc.mixed_precision, batch,
+                     self.run_dir)
         self.jsonl = JsonlLog(self.run_dir, enabled=acc.is_main_process)
         self.guard = NanGuard(config.max_nonfinite_steps)
         # A bar on a terminal; in a log file (no TTY) or with --no-progress, a plain line every log_every steps.
