@@ -1,4 +1,4 @@
-"""Shared pytest set-up: deterministic torch, and ``--runslow`` for the golden tests."""
+"""Shared pytest set-up: deterministic torch, ``--runslow`` for the long tests, ``gpu`` tests only with CUDA."""
 import pytest
 import torch
 
@@ -8,6 +8,10 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
+    no_gpu = pytest.mark.skip(reason="gpu: needs CUDA (tools/check_gpu.py runs these on a GPU machine)")
+    for item in items:
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(no_gpu)
     if config.getoption("--runslow"):
         return
     skip = pytest.mark.skip(reason="slow: run with --runslow")
