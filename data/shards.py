@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,6 +153,24 @@ class ShardWriter:
             finally:
                 Path(self._tmp).unlink(missing_ok=True)
                 self._tar = self._tmp = None
+
+
+def split_files(files: list[Path], val_count: int, seed: int = 0) -> tuple[list[Path], list[Path]]:
+    """``(train, val)``: ``val_count`` of ``files`` drawn with a seeded shuffle for validation, the rest for
+    training, each in the given order; the same folder and seed give the same split."""
+    if not 0 <= val_count < len(files):
+        raise ShardError(f"cannot hold out {val_count} of {len(files)} images: leave at least one for training")
+    order = list(range(len(files)))
+    random.Random(seed).shuffle(order)
+    held = set(order[:val_count])
+    return [f for i, f in enumerate(files) if i not in held], [f for i, f in enumerate(files) if i in held]
+
+
+def val_pattern(pattern: str) -> str:
+    """Where the validation shards of ``pattern`` go by default: ``out/photos-%06d.tar`` ->
+    ``out/val/photos-%06d.tar``."""
+    path = Path(pattern)
+    return str(path.parent / "val" / path.name)
 
 
 def check_pattern(pattern: str) -> str:

@@ -119,10 +119,34 @@ def test_make_shards_tool(tmp_path, capsys):
     assert len(err.strip().splitlines()) == 2 and "source folder not found" in err and "--max-size" in err
 
 
+def test_make_shards_holds_out_a_seeded_validation_set(tmp_path, capsys):
+    tool = load_tool("make_shards")
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(10):
+        write_image(src / f"img{i}.png", seed=i)
+    out = tmp_path / "out" / "p-%06d.tar"
+    assert tool.main([str(src), str(out), "--val-count", "3", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "training set:" in printed and "validation set:" in printed
+    train = [json.loads(m["json"])["source"] for _, m in read_shards(sorted((tmp_path / "out").glob("p-*.tar")))]
+    val = [json.loads(m["json"])["source"] for _, m in read_shards(sorted((tmp_path / "out" / "val").glob("p-*.tar")))]
+    assert len(train) == 7 and len(val) == 3 and not set(train) & set(val)
+    assert sorted(train + val) == sorted(f"img{i}.png" for i in range(10))
+    again = tmp_path / "again" / "p-%06d.tar"
+    assert tool.main([str(src), str(again), "--val-fraction", "0.3", "--val-out", str(tmp_path / "v" / "q-%02d.tar"),
+                      "--quiet"]) == 0
+    assert [json.loads(m["json"])["source"] for _, m in read_shards([tmp_path / "v" / "q-00.tar"])] == val  # same seed, same draw
+    assert tool.main([str(src), str(tmp_path / "x-%d.tar"), "--val-count", "10", "--quiet"]) == 2
+    assert "leave at least one for training" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tool.main([str(src), str(out), "--val-count", "2", "--val-fraction", "0.1"])
+
+
 def test_make_shards_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exited:
         load_tool("make_shards").main(["--help"])
-    assert exited.value.code == 0 and "Example" in capsys.readouterr().out
+    assert exited.value.code == 0 and "Examples" in capsys.readouterr().out
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     failed = subprocess.run([sys.executable, str(ROOT / "tools" / "make_shards.py"), str(tmp_path), "out.tar"],
                             capture_output=True, text=True, env=env, timeout=120)
