@@ -10,7 +10,7 @@ hence the same scales and crops. The last line is ``patches_per_s_per_worker=<n>
 
 Example:
     python3 tools/bench_data.py --patches 120 --warmup 40
-    python3 tools/bench_data.py --urls 'out/photos-{000000..000003}.tar' --max-size native
+    python3 tools/bench_data.py --urls 'shards/photos-{000000..000003}.tar' --max-size native
 """
 from __future__ import annotations
 

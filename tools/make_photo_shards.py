@@ -10,8 +10,8 @@ Needs: apt-get install -y plasma-workspace-wallpapers lomiri-wallpapers-16.04 lo
 ukui-wallpapers; python3 -m pip install scikit-image scikit-learn matplotlib
 
 Example:
-    python3 tools/make_photo_shards.py out/photos                 # out/photos/{train,heldout}/photos-%06d.tar
-    python3 tools/make_photo_shards.py out/photos-%06d.tar        # one split (--split, default train)
+    python3 tools/make_photo_shards.py shards/photos                 # shards/photos/{train,heldout}/photos-%06d.tar
+    python3 tools/make_photo_shards.py shards/photos-%06d.tar        # one split (--split, default train)
     python3 tools/make_photo_shards.py out/p-%06d.tar --sources plasma-workspace-wallpapers,lomiri-wallpapers-16.04
                                                                   # the original 25 photos
     python3 tools/make_photo_shards.py out/bench-%06d.tar --size 2560x1600 --max-count 4
@@ -95,7 +95,7 @@ def write_benchmark(args) -> int:
 def main(argv=None) -> int:
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", help="a folder (both splits) or shard names with one integer field "
-                                    "(one split), e.g. out/photos-%%06d.tar")
+                                    "(one split), e.g. shards/photos-%%06d.tar")
     parser.add_argument("--split", choices=SPLITS, default="train", help="the split of a shard pattern")
     parser.add_argument("--sources", default=None, help="comma-separated sources of that split (default: all)")
     parser.add_argument("--size", default=None, help="only the Plasma photos at this size, e.g. 2560x1600")
@@ -114,7 +114,7 @@ def main(argv=None) -> int:
         except ShardError as err:
             parser.error(str(err))
     elif args.size or args.sources:
-        parser.error("--size and --sources need a shard pattern (one split), e.g. out/photos-%%06d.tar")
+        parser.error("--size and --sources need a shard pattern (one split), e.g. shards/photos-%%06d.tar")
     if args.size:
         return write_benchmark(args)
     requested = args.sources.split(",") if args.sources else None

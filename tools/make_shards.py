@@ -2,7 +2,7 @@
 """Pack a folder of photos into webdataset tar shards (original bytes + JSON metadata).
 
 Examples:
-    python3 tools/make_shards.py ~/photos out/photos-%06d.tar --max-count 1000 --max-size 1G
+    python3 tools/make_shards.py ~/photos shards/photos-%06d.tar --max-count 1000 --max-size 1G
     python3 tools/make_shards.py ~/photos shards/photos-%06d.tar --val-count 10   # + shards/val/photos-*.tar
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ def parse_size(text: str) -> int:
 def main(argv=None) -> int:
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("src_dir", help="folder searched recursively for jpg/jpeg/png/webp/bmp/tif/tiff")
-    parser.add_argument("out_pattern", help="shard names with one integer field, e.g. out/photos-%%06d.tar")
+    parser.add_argument("out_pattern", help="shard names with one integer field, e.g. shards/photos-%%06d.tar")
     parser.add_argument("--max-count", type=int, default=10000, help="images per shard (default 10000)")
     parser.add_argument("--max-size", type=parse_size, default="1G", help="bytes per shard, e.g. 500M (default 1G)")
     parser.add_argument("--no-verify", action="store_true", help="skip the full decode check of every image")
