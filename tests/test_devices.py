@@ -84,7 +84,7 @@ def test_dist_timeout_reads_the_environment_and_reaches_both_process_groups(monk
     init_distributed("cpu")
     assert seen["timeout"] == datetime.timedelta(seconds=45)
     monkeypatch.setenv("WORLD_SIZE", "1")
-    handlers = make_accelerator("no", "/tmp", cpu=True, log_with=None).init_handler
+    handlers = make_accelerator("no", "/tmp", cpu=True, trackers=()).init_handler
     assert handlers is not None and handlers.timeout == datetime.timedelta(seconds=45)
     for bad in ["0", "-3", "soon", "nan"]:
         monkeypatch.setenv("INFD_DIST_TIMEOUT_S", bad)

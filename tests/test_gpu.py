@@ -1,5 +1,6 @@
 """CUDA paths (marked gpu: skipped without CUDA; tools/check_gpu.py runs them) and the GPU check's own code
 on CPU, so it is known to run before a GPU machine is at hand."""
+import os
 import sys
 
 import numpy as np
@@ -50,7 +51,11 @@ def test_cuda_training_steps_in_bf16():
 
 
 def test_the_check_runs_its_training_and_kernels_on_cpu():
-    rows = gpu_check.training_steps(steps=2)
+    # In a fresh process: accelerate keeps one AcceleratorState per process, and this one asks for bf16.
+    code = "from infd.gpu_check import training_steps; print(training_steps(steps=2))"
+    proc = run_group([sys.executable, "-c", code], timeout=300, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = eval(proc.stdout.strip().splitlines()[-1])  # the list of (check, result, detail) tuples it printed
     assert len(rows) == 2 and all(float(r[1].split()[0]) > 0 for r in rows), rows
     (clif,) = gpu_check.clif_throughput(side=32, repeats=1, device="cpu")
     assert "TFLOP/s" in clif[1] and "peak of this CPU unknown" in clif[2]

@@ -20,7 +20,7 @@ def available_trackers(names) -> list[str]:
 def make_accelerator(mixed_precision: str, run_dir, cpu: bool | None = None, trackers=("tensorboard",)):
     """An ``Accelerator`` for this machine, logging to the installed ``trackers`` (TensorBoard under
     ``run_dir/tb``; wandb under ``run_dir``). Each missing one is named in a warning, so a run never
-    drops its logs silently."""
+    drops its logs silently (``TrainingRun`` warns once its set-up checks have passed)."""
     from accelerate import Accelerator
     from accelerate.utils import InitProcessGroupKwargs, ProjectConfiguration
 
@@ -31,10 +31,7 @@ def make_accelerator(mixed_precision: str, run_dir, cpu: bool | None = None, tra
     project = ProjectConfiguration(project_dir=str(run_dir), logging_dir=os.path.join(str(run_dir), "tb"))
     acc = Accelerator(cpu=cpu, mixed_precision=mixed_precision, log_with=usable or None, project_config=project,
                       kwargs_handlers=[InitProcessGroupKwargs(timeout=dist_timeout())])
-    for name in trackers:
-        if name not in usable and acc.is_main_process:
-            log.warning("%s is not installed, so this run logs to log.jsonl and curves.png only (pip install %s, "
-                        "or set trackers: [] to silence this)", name, TRACKERS[name][0])
+    acc.infd_missing_trackers = [name for name in trackers if name not in usable]  # TrainingRun warns at start
     return acc
 
 

@@ -147,6 +147,9 @@ class TrainingRun:
         if acc.is_main_process:
             write_resolved_config(self.run_dir, config)
             acc.init_trackers(name)
+            for tracker in getattr(acc, "infd_missing_trackers", []):
+                log.warning("%s is not installed, so this run logs to log.jsonl and curves.png only (pip install %s, "
+                            "or set trackers: [] to silence this)", tracker, TRACKERS[tracker][0])
             batch = "" if batch_size is None else (f", global batch {batch_size * acc.num_processes} "
                                                     f"({batch_size} per process)")
             log.info("%s: %d process(es) (%s), device %s, mixed precision %s%s; run directory %s", desc,
