@@ -128,6 +128,8 @@ class Pipeline:
         ``height x width``: the autoencoder's arbitrary-scale super-resolution (as ``tools/eval.py`` measures it)."""
         if (scale is None) == (height is None):
             raise ValueError("super_resolve: give either scale or height (and width)")
+        if isinstance(image, (str, Path)):
+            image = _to_pil(image)  # decoded once, for its size and for the encoder
         if scale is not None:
             if not scale > 0:
                 raise ValueError(f"scale must be > 0, got {scale}")
@@ -256,10 +258,10 @@ def _to_unit_tensor(image: ImageLike) -> torch.Tensor:
 
 
 def _square(x: torch.Tensor) -> torch.Tensor:
-    """The centred square of ``(B, C, H, W)`` (as stage 1's ``center_crop``)."""
-    H, W = x.shape[-2:]
-    n = min(H, W)
-    top, left = round((H - n) / 2), round((W - n) / 2)
+    """The centred square of ``(B, C, H, W)``: stage 1's ``center_crop`` box (``square_box``)."""
+    from infd.data.patches import square_box
+
+    left, top, n = square_box(x.shape[-1], x.shape[-2], "center_crop")
     return x[..., top:top + n, left:left + n]
 
 

@@ -10,7 +10,7 @@ def pytest_addoption(parser):
 def pytest_collection_modifyitems(config, items):
     no_gpu = pytest.mark.skip(reason="gpu: needs CUDA (tools/check_gpu.py runs these on a GPU machine)")
     for item in items:
-        if "gpu" in item.keywords and not torch.cuda.is_available():
+        if item.get_closest_marker("gpu") is not None and not torch.cuda.is_available():
             item.add_marker(no_gpu)
     if config.getoption("--runslow"):
         return

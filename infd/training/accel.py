@@ -29,10 +29,8 @@ def make_accelerator(mixed_precision: str, run_dir, cpu: bool | None = None, tra
     cpu = (not torch.cuda.is_available()) if cpu is None else cpu
     usable = available_trackers(trackers)
     project = ProjectConfiguration(project_dir=str(run_dir), logging_dir=os.path.join(str(run_dir), "tb"))
-    acc = Accelerator(cpu=cpu, mixed_precision=mixed_precision, log_with=usable or None, project_config=project,
-                      kwargs_handlers=[InitProcessGroupKwargs(timeout=dist_timeout())])
-    acc.infd_missing_trackers = [name for name in trackers if name not in usable]  # TrainingRun warns at start
-    return acc
+    return Accelerator(cpu=cpu, mixed_precision=mixed_precision, log_with=usable or None, project_config=project,
+                       kwargs_handlers=[InitProcessGroupKwargs(timeout=dist_timeout())])
 
 
 def seed_run(seed: int, deterministic: bool = False):

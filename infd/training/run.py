@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from ..atomic import remove_stale_temps
 from ..checkpoint import CheckpointError, check_model_config, load_state_strict, read_checkpoint, save_model
-from .accel import TRACKERS
+from .accel import TRACKERS, available_trackers
 from .guard import NanGuard, StopFlag
 from .run_dir import JsonlLog, RunDirLock, config_changes, read_resolved_config, write_curves, write_resolved_config
 from .state import CheckpointIO, TrainResult
@@ -147,7 +147,7 @@ class TrainingRun:
         if acc.is_main_process:
             write_resolved_config(self.run_dir, config)
             acc.init_trackers(name)
-            for tracker in getattr(acc, "infd_missing_trackers", []):
+            for tracker in sorted(set(config.trackers) - set(available_trackers(config.trackers))):
                 log.warning("%s is not installed, so this run logs to log.jsonl and curves.png only (pip install %s, "
                             "or set trackers: [] to silence this)", tracker, TRACKERS[tracker][0])
             batch = "" if batch_size is None else (f", global batch {batch_size * acc.num_processes} "
