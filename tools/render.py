@@ -18,6 +18,10 @@ examples:
   tools/render.py --size 65536 --region 30000,30000,1024,1024 --out out/zoom.png
                                                                   a 1024x1024 window of a 65536^2 image
   tools/render.py --size 32768 --out out/huge.tif --bits 16         streamed to a tiled BigTIFF, tile by tile
+  tools/render.py --size 3840x2160 --canvas grow --out out/uhd.png
+                                                                  a 16:9 latent canvas, sampled in windows
+  tools/render.py --size 8192x2048 --canvas grow --out out/panorama.png
+                                                                  a 4:1 panorama
   tools/render.py --size 2048 --also-sizes 256,1024 --out out/sizes.png
                                                                   one sample at 256, 1024 and 2048, side by side
   torchrun --nproc_per_node 4 tools/render.py --size 16384 --out out/big.tif
@@ -54,6 +58,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest output side / field side rendered natively; beyond it the native render is "
                         "resampled bicubically (default: the checkpoint's record, 4 if it has none; 1 gives "
                         "a bicubic upsampling of the field-resolution render)")
+    g = p.add_argument_group("canvas (non-square outputs and canvases larger than one latent)")
+    g.add_argument("--canvas", default="stretch",
+                   help="stretch (default: one square latent on the output grid), crop (one square latent "
+                        "rendered at the longer side, the centred window written) or grow (a latent canvas of "
+                        "the output's aspect, sampled jointly in windows of the trained size)")
+    g.add_argument("--canvas-scale", type=float, default=1.0,
+                   help="grow: shorter latent side / the trained latent side (default 1; 2 = 4x the content)")
+    g.add_argument("--window-mode", default="shifted",
+                   help="grow: shifted (default; non-overlapping windows moved every step, ~1x cost, UNet "
+                        "priors) or overlap (fixed windows every --window-stride, averaged)")
+    g.add_argument("--window-stride", type=int,
+                   help="grow, overlap windows: latent positions between windows (default half a window)")
+    g.add_argument("--window-batch", type=int, default=8, help="grow: windows per backbone call (default 8)")
+    g.add_argument("--labels", help="grow: a layout file of class_label boxes (a class per region of the "
+                                    "canvas; see infd/inverse/layout.py)")
     return p
 
 
@@ -73,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
             also_sizes=args.also_sizes, tile=args.tile, batch=args.batch, bits=args.bits, device=args.device,
             dtype=args.dtype, steps=args.steps, sampler=args.sampler, cfg_scale=args.cfg_scale,
             class_label=args.class_label, checkpoint=args.checkpoint,
-            max_magnification=args.max_magnification, compression=args.compression)
+            max_magnification=args.max_magnification, compression=args.compression, canvas=args.canvas,
+            canvas_scale=args.canvas_scale, window_mode=args.window_mode, window_stride=args.window_stride,
+            window_batch=args.window_batch, labels=args.labels)
     except (UsageError, SinkError) as err:
         return fail(err)
 
@@ -83,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     from infd.rendering.distributed import DistContext, init_distributed
     from infd.devices import device_type
     from infd.progress import format_seconds, progress
-    from infd.rendering.job import run_request
+    from infd.rendering.job import check_canvas, run_request
     from infd.rendering.sampling import check_sampling, has_prior, load_render_model
 
     dist = DistContext()
@@ -91,13 +112,15 @@ def main(argv: list[str] | None = None) -> int:
         dist = init_distributed(device_type(request.device))
         model = load_render_model(request.checkpoint)
         check_sampling(model, request.sampling)  # before any file is opened
+        check_canvas(model, request)
         if dist.is_main and not has_prior(model):
             print("note: this model has no diffusion prior: latents are drawn from N(0, I) "
                   "(--steps, --sampler, --cfg-scale and --class are not used)", file=sys.stderr)
 
         def make_bar(desc: str, total: int):
             tiles = desc == "tiles"
-            return progress(desc, total, "tile" if tiles else "step", enabled=dist.is_main, position=int(tiles),
+            unit = {"tiles": "tile", "windows": "window"}.get(desc, "step")
+            return progress(desc, total, unit, enabled=dist.is_main, position=int(tiles),
                             estimate=announce_long_render if tiles else None)
 
         def announce_long_render(remaining_s: float) -> None:

@@ -10,7 +10,7 @@ or one value for all channels); ``to_model_space`` / ``to_latent_space`` convert
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
@@ -21,8 +21,10 @@ from ..models.autoencoder import AutoencoderConfig, NeuralFieldAutoencoder
 from ..registry import register_model
 from .config import DiffusionConfig, build_backbone, build_schedule
 from .noise import RNG
-from .samplers import sample
+from .guidance import ClassifierFreeGuidance
+from .samplers import sample, sampler_timesteps
 from .sampling import SamplingSpec
+from .windows import JointDenoiser, LabelBox, WindowSpec
 
 
 @dataclass
@@ -103,9 +105,38 @@ class LatentDiffusion(nn.Module):
             raise ValueError(f"class label {class_label} is not in 0..{self.num_classes - 1}")
         return torch.full((batch,), class_label, dtype=torch.long, device=device)
 
+    def window_multiple(self) -> int | None:
+        """Sides a window smaller than the trained size must be multiples of (the UNet's downsampling), or
+        ``None`` for a backbone that only takes its trained size (the U-ViT's position table)."""
+        if getattr(self.backbone, "crops_need_trained_size", False):
+            return None
+        return getattr(self.backbone.config, "stride", 1)
+
+    def _windows(self, windows: WindowSpec | None) -> WindowSpec:
+        """``windows`` (default ``WindowSpec()``) with the backbone's multiple for shifted windows."""
+        if windows is None:  # shifted where the backbone takes smaller crops, else overlapping windows
+            windows = WindowSpec(mode="shifted" if self.window_multiple() is not None else "overlap")
+        if windows.mode != "shifted":
+            return windows
+        multiple = self.window_multiple()
+        if multiple is None:
+            raise ValueError("shifted windows need a convolutional backbone (UNet); this prior's "
+                             f"{type(self.backbone).__name__} takes only its trained size: use overlap windows")
+        return replace(windows, multiple=multiple)
+
+    def joint_windows_total(self, canvas: tuple[int, int], spec: SamplingSpec, windows: WindowSpec | None = None,
+                            boxes: tuple[LabelBox, ...] = ()) -> int:
+        """Backbone windows ``sample_latents`` runs for one batch on a canvas of ``canvas = (h, w)`` latents."""
+        S = self.config.latent_size
+        denoiser = JointDenoiser(self.backbone, (S, S), self._windows(windows), boxes)
+        timesteps = sampler_timesteps(self.schedule, spec.apply_to(self.config.diffusion.sampler))
+        return sum(denoiser.windows_per_step(tuple(canvas), t) for t in timesteps)
+
     @torch.no_grad()
     def sample_latents(self, noise: torch.Tensor, spec: SamplingSpec, *, rng: RNG = None,
-                       cond_fn: Callable | None = None, callback: Callable | None = None) -> torch.Tensor:
+                       cond_fn: Callable | None = None, callback: Callable | None = None,
+                       windows: WindowSpec | None = None, boxes: tuple[LabelBox, ...] = (),
+                       on_windows: Callable[[int], None] | None = None) -> torch.Tensor:
         """Autoencoder latents ``(B, C, h, w)`` from ``x_T = noise`` (B, C, h, w), on the backbone's device.
 
         ``spec`` names the sampler, its steps, the classifier-free scale and the class label; the sampler's
@@ -113,11 +144,28 @@ class LatentDiffusion(nn.Module):
         ``rng`` draws the noise of stochastic steps (a ``PerSampleRNG`` makes every sample independent of
         its batch). ``cond_fn`` (a guidance gradient) and ``callback`` (after each step) are the samplers'
         hooks (``infd.diffusion.samplers``).
+
+        A canvas ``h x w`` larger than the trained latent size, or label ``boxes`` on it, is denoised jointly
+        in windows of the trained size (``infd.diffusion.windows``; ``windows`` sets their stride, batch and
+        mode; ``on_windows(n)`` counts backbone windows for a progress bar).
         """
         device = next(self.backbone.parameters()).device
         x_T = noise.to(device)
         cond = self.label_cond(spec.class_label, x_T.shape[0], device)
-        x0 = sample(self.backbone.eval(), x_T, self.schedule, spec.apply_to(self.config.diffusion.sampler),
-                    cond=cond, null_cond=self.backbone.null_cond, prediction=self.config.diffusion.objective.prediction,
-                    rng=rng, cond_fn=cond_fn, callback=callback)
+        if any(b.label is not None for b in boxes):
+            self.label_cond(max(b.label for b in boxes if b.label is not None), 1, device)  # checks the labels
+        config = spec.apply_to(self.config.diffusion.sampler)
+        model = self.backbone.eval()
+        S = self.config.latent_size
+        if tuple(x_T.shape[-2:]) != (S, S) or boxes or windows is not None:
+            windows = self._windows(windows)
+            labelled = cond is not None or any(b.label is not None for b in boxes)
+            if config.guidance_scale != 1.0 and labelled:  # per window, inside the average (both are affine)
+                model = ClassifierFreeGuidance(model, config.guidance_scale, self.backbone.null_cond)
+            config = replace(config, guidance_scale=1.0)
+            model = JointDenoiser(model, (S, S), windows, boxes, null_cond=self.backbone.null_cond,
+                                  on_windows=on_windows)
+        x0 = sample(model, x_T, self.schedule, config, cond=cond, null_cond=self.backbone.null_cond,
+                    prediction=self.config.diffusion.objective.prediction, rng=rng, cond_fn=cond_fn,
+                    callback=callback)
         return self.to_latent_space(x0).float()

@@ -25,6 +25,7 @@ Coefficients come from the float64 schedule as Python floats; the state keeps ``
 """
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -189,6 +190,13 @@ class SamplerConfig:
             raise ValueError(f"sampler steps must be >= 1, got {self.steps}")
         if self.eta < 0:
             raise ValueError(f"eta must be >= 0, got {self.eta}")
+
+
+def sampler_timesteps(schedule: NoiseSchedule, config: SamplerConfig) -> list[int]:
+    """The timesteps ``sample(..., config)`` calls the model at, in order (the sampler's default spacing
+    unless ``config.spacing`` is set)."""
+    spacing = config.spacing or inspect.signature(SAMPLERS[config.name]).parameters["spacing"].default
+    return list(schedule.spaced_timesteps(config.steps, spacing))
 
 
 def sample(model, x_T: torch.Tensor, schedule: NoiseSchedule, config: SamplerConfig, *, null_cond=None,

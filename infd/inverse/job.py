@@ -21,7 +21,7 @@ from infd.cli import UsageError, parse_device, parse_size, parse_sizes, refuse_o
 from infd.diffusion.sampling import SamplingError, SamplingSpec
 from infd.rendering.formats import SinkError, check_capacity, check_writable, format_for_path
 
-from .layout import Layout, LayoutError, load_layout
+from .layout import CONDITION_KINDS, Layout, LayoutError, load_layout
 
 SOLVERS = ("guided", "optimize")
 PRIORS = ("gaussian", "denoise", "none")
@@ -78,6 +78,7 @@ def make_inverse_request(*, layout: str, size: str, out: str, also_sizes: str | 
     """
     try:
         parsed = load_layout(layout)
+        parsed.require_kinds(CONDITION_KINDS, "tools/inverse.py (class_label boxes are for tools/render.py --labels)")
         hw = parse_size(size)
         extra = tuple(parse_sizes(also_sizes, "--also-size")) if also_sizes else ()
         device = parse_device(device)

@@ -14,6 +14,9 @@
         box: [0, 0, 1, 1]
         image: photo.png
         known_mask: mask.png         # white (>= 0.5) = known pixels to keep, black = to fill in
+      - kind: class_label            # tools/render.py --canvas grow --labels: this class in the box
+        box: [0.5, 0, 1, 1]          # (a class-conditional prior; label null = unconditional there)
+        label: 3
 
 ``resolution`` of an image term defaults to the image's size (a different one resizes the image).
 Every term may have a ``name`` (default ``<kind><index>``) and a ``weight`` (default 1). A bad layout
@@ -26,16 +29,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infd.config import short_repr, yaml_load
-from infd.renderers.coords import FractionalWindow, check_resolution
+from infd.renderers.windows import FractionalWindow, check_resolution
 
 TERM_KEYS = {
     "clip_text": {"prompt", "cutouts"},
     "pixels": {"image"},
     "masked_pixels": {"image", "known_mask"},
+    "class_label": {"label"},
 }
+CONDITION_KINDS = ("clip_text", "pixels", "masked_pixels")  # tools/inverse.py; class_label is tools/render.py's
 COMMON_KEYS = {"kind", "box", "resolution", "weight", "name"}
 MAX_TERM_SIDE = 4096  # pixels a side a term renders at (the output itself can be any size)
-REQUIRED_KEYS = {"clip_text": ("box", "prompt"), "pixels": ("box", "image"), "masked_pixels": ("box", "image", "known_mask")}
+REQUIRED_KEYS = {"clip_text": ("box", "prompt"), "pixels": ("box", "image"), "masked_pixels": ("box", "image", "known_mask"),
+                 "class_label": ("box",)}
 
 
 class LayoutError(ValueError):
@@ -55,6 +61,7 @@ class TermSpec:
     cutouts: int = 0
     image: Path | None = None
     known_mask: Path | None = None
+    label: int | None = None  # class_label: the class (None: unconditional in the box)
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,13 @@ class Layout:
     @property
     def needs_clip(self) -> bool:
         return any(t.kind == "clip_text" for t in self.terms)
+
+    def require_kinds(self, kinds: tuple[str, ...], purpose: str) -> None:
+        """``LayoutError`` naming the first term whose kind is not one of ``kinds`` (what ``purpose`` takes)."""
+        for t in self.terms:
+            if t.kind not in kinds:
+                raise LayoutError(f"{self.source}: term '{t.name}' is a {t.kind} term; {purpose} takes "
+                                  f"{', '.join(kinds)} terms")
 
 
 def _is_number(v) -> bool:
@@ -112,6 +126,13 @@ def _parse_term(raw, index: int, base_dir: Path) -> TermSpec:
         if not isinstance(cutouts, int) or isinstance(cutouts, bool) or cutouts < 0:
             raise LayoutError(f"{where}: cutouts must be an integer >= 0, got {short_repr(cutouts)}")
         fields.update(prompt=raw["prompt"], cutouts=cutouts)
+    if kind == "class_label":
+        if "label" not in raw:
+            raise LayoutError(f"{where}: missing 'label' (a class, or null for unconditional)")
+        label = raw["label"]
+        if label is not None and (not isinstance(label, int) or isinstance(label, bool) or label < 0):
+            raise LayoutError(f"{where}: label must be an integer >= 0 or null, got {short_repr(label)}")
+        fields["label"] = label
     for key in ("image", "known_mask"):
         if key in TERM_KEYS[kind]:
             if not isinstance(raw[key], str):

@@ -78,6 +78,10 @@ def sincos_2d(grid_h: int, grid_w: int, dim: int, device=None) -> torch.Tensor:
 class UViT(nn.Module):
     """U-ViT diffusion backbone (see the module docstring for the contract)."""
 
+    # Another input size stretches the position table over it, so a crop of a larger canvas smaller than
+    # the trained size would not see its own positions (infd.diffusion.windows: shifted windows need them).
+    crops_need_trained_size = True
+
     def __init__(self, config: UViTConfig):
         super().__init__()
         self.config = c = config

@@ -14,16 +14,20 @@ import torch
 from torch import nn
 
 from infd import devices
+from infd.diffusion.windows import LabelBox, WindowSpec
+from infd.models.tiled_decode import decode_canvas
 from infd.renderers.coords import Region
 
 from .distributed import DistContext, TileStore, assign, owner_of, store_path
 from .engine import DTYPES, choose_tile, iter_render, plan_tiles, prepare_renderer, render
 from .request import GRID_GAP, RenderRequest, RequestError
-from .sampling import has_prior, sample_latents
+from .canvas import canvas_latent_size
+from .sampling import has_prior, latent_shape, sample_latents
 from .sinks import FileSink, quantize
 
 BarFactory = Callable[[str, int], object]  # (description, total) -> object with update(n) and close()
-# "sampling" counts sampler steps (one per batch for a model without a prior), "tiles" rendered tiles.
+# "sampling" counts sampler steps (one per batch for a model without a prior), "windows" the backbone
+# windows of a --canvas grow prior (steps x windows), "tiles" rendered tiles.
 
 
 class _NoBar:
@@ -59,23 +63,79 @@ def run_request(request: RenderRequest, model: nn.Module, dist: DistContext | No
 
 
 def sampling_units(model: nn.Module, request: RenderRequest) -> int:
-    """Units of the "sampling" bar per batch: the sampler's steps, or 1 without a prior."""
-    return request.sampling.steps if has_prior(model) else 1
+    """Units of the "sampling" bar per batch: the sampler's steps (with ``--canvas grow``, the backbone
+    windows of all steps), or 1 without a prior."""
+    if not has_prior(model):
+        return 1
+    if request.canvas.joint:
+        return model.joint_windows_total(canvas_shape(model, request), request.sampling, window_spec(request),
+                                         label_boxes(model, request))
+    return request.sampling.steps
+
+
+def check_canvas(model: nn.Module, request: RenderRequest) -> None:
+    """``RequestError`` (one line) when the ``--canvas`` options do not fit ``model``."""
+    c = request.canvas
+    if not c.joint:
+        return
+    if not has_prior(model):
+        if c.labels:
+            raise RequestError("--labels needs a diffusion prior (this model has none)")
+        return
+    if c.window_mode == "shifted" and model.window_multiple() is None:
+        raise RequestError(f"--window-mode shifted needs a UNet prior; this model's "
+                           f"{type(model.backbone).__name__} takes only its trained size: use --window-mode overlap")
+    labels = [label for _, label in c.labels if label is not None]
+    if labels and model.num_classes is None:
+        raise RequestError("--labels: this model is unconditional and takes no class label (use label: null)")
+    if labels and max(labels) >= model.num_classes:
+        raise RequestError(f"--labels: class {max(labels)} is not a label of this model (0..{model.num_classes - 1})")
+
+
+def canvas_shape(model: nn.Module, request: RenderRequest) -> tuple[int, int] | None:
+    """``(h, w)`` of the latents to sample: ``None`` (the trained size) unless ``--canvas grow``."""
+    if not request.canvas.joint:
+        return None
+    multiple = 1
+    if has_prior(model) and request.canvas.window_mode == "shifted":
+        multiple = model.window_multiple() or 1
+    return canvas_latent_size(request.size, latent_shape(model)[1], request.canvas.scale, multiple)
+
+
+def window_spec(request: RenderRequest) -> WindowSpec:
+    c = request.canvas
+    return WindowSpec(stride=c.window_stride, batch=c.window_batch, mode=c.window_mode)
+
+
+def label_boxes(model: nn.Module, request: RenderRequest) -> tuple[LabelBox, ...]:
+    """``--labels`` boxes in latent positions of the canvas (each at least one position)."""
+    shape = canvas_shape(model, request)
+    boxes = []
+    for box, label in request.canvas.labels:
+        top, left, bottom, right = box.pixels(shape)
+        boxes.append(LabelBox(top, left, max(bottom, top + 1), max(right, left + 1), label))
+    return tuple(boxes)
 
 
 def _sample(model: nn.Module, seeds: list[int], request: RenderRequest, bar) -> torch.Tensor:
-    """``sample_latents`` with the bar advanced per sampler step (or once, without a prior)."""
-    if has_prior(model):
-        return sample_latents(model, seeds, request.sampling, callback=lambda *_: bar.update(1))
-    z = sample_latents(model, seeds, request.sampling)
-    bar.update(1)
-    return z
+    """``sample_latents`` with the bar advanced per sampler step (per window with ``--canvas grow``; once,
+    without a prior)."""
+    if not has_prior(model):
+        z = sample_latents(model, seeds, request.sampling, canvas=canvas_shape(model, request))
+        bar.update(1)
+        return z
+    if request.canvas.joint:
+        return sample_latents(model, seeds, request.sampling, canvas=canvas_shape(model, request),
+                              windows=window_spec(request), boxes=label_boxes(model, request),
+                              on_windows=bar.update)
+    return sample_latents(model, seeds, request.sampling, callback=lambda *_: bar.update(1))
 
 
 def _decode(model: nn.Module, z: torch.Tensor) -> torch.Tensor:
-    """Field ``phi (B, C, h, w)`` of latents ``z (B, z_channels, h', w')`` on the model's device (no copy)."""
+    """Field ``phi (B, C, h, w)`` of latents ``z (B, z_channels, h', w')`` on the model's device (no copy);
+    a canvas larger than the trained latent is decoded in overlapping windows (``decode_canvas``)."""
     with torch.inference_mode():
-        return model.decode(z)
+        return decode_canvas(model.decode, z, latent_shape(model)[1])
 
 
 def _run_files(request, model, renderer, device, dist, make_bar) -> list[Path]:
@@ -88,7 +148,8 @@ def _run_files(request, model, renderer, device, dist, make_bar) -> list[Path]:
     batches = [list(range(i, min(i + batch, len(request.seeds)))) for i in range(0, len(request.seeds), batch)]
     mine = assign(len(batches) * T, dist.rank, world)
     sampled = {b for b in range(len(batches)) if owner_of(b * T, world) == dist.rank}  # owners sample
-    sampling_bar = make_bar("sampling", len(sampled) * sampling_units(model, request))
+    sampling_bar = make_bar("windows" if request.canvas.joint and has_prior(model) else "sampling",
+                            len(sampled) * sampling_units(model, request))
     tile_bar = make_bar("tiles", len(mine))
     written: list[Path] = []
     try:

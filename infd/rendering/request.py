@@ -15,6 +15,7 @@ from infd.cli import UsageError, parse_device, parse_size, parse_sizes, refuse_o
 from infd.diffusion.sampling import SamplingError, SamplingSpec
 from infd.renderers.windows import Region
 
+from .canvas import CanvasSpec, crop_region
 from .formats import (FORMATS, Format, SinkError, check_capacity, check_compression, check_memory,
                       check_writable, format_for_path)
 
@@ -44,6 +45,7 @@ class RenderRequest:
     checkpoint: str | None = None
     max_magnification: float | None = None  # overrides the checkpoint's native magnification limit
     compression: str | None = None  # tifffile's codec of a TIFF output (None: raw)
+    canvas: CanvasSpec = field(default_factory=CanvasSpec)  # crop: size and region are already the square's
 
     @property
     def output_size(self) -> tuple[int, int]:
@@ -124,7 +126,9 @@ def make_request(*, size: str, out: str, seed: str = "0", num: int | None = None
                  device: str = "auto", dtype: str = "fp32", steps: int = 50, sampler: str = "ddim",
                  cfg_scale: float = 1.0, class_label: int | None = None,
                  checkpoint: str | None = None, max_magnification: float | None = None,
-                 compression: str | None = None) -> RenderRequest:
+                 compression: str | None = None, canvas: str = "stretch", canvas_scale: float = 1.0,
+                 window_mode: str = "shifted", window_stride: int | None = None, window_batch: int = 8,
+                 labels: str | None = None) -> RenderRequest:
     """Parse and check everything that can be checked without the model; ``RequestError`` otherwise (or its
     base ``UsageError`` from the shared parsers of ``infd.cli``)."""
     hw = parse_size(size)
@@ -132,6 +136,12 @@ def make_request(*, size: str, out: str, seed: str = "0", num: int | None = None
     extra = parse_sizes(also_sizes, "--also-sizes") if also_sizes else []
     if extra and box is not None:
         raise RequestError("--also-sizes and --region cannot be combined")
+    spec = make_canvas(canvas, canvas_scale, window_mode, window_stride, window_batch, labels)
+    if spec.mode != "stretch" and extra:
+        raise RequestError(f"--also-sizes renders one field at several sizes: it needs --canvas stretch, "
+                           f"not {spec.mode}")
+    if spec.mode == "crop":  # a square image of the longer side, of which the output is the centred window
+        hw, box = crop_region(hw, box)
     seeds = parse_seeds(seed, num)
     if tile is not None and tile < 1:
         raise RequestError(f"--tile must be at least 1 pixel, got {tile}")
@@ -155,12 +165,30 @@ def make_request(*, size: str, out: str, seed: str = "0", num: int | None = None
     if checkpoint is not None:
         refuse_overwrite(outputs, [checkpoint])
     request = RenderRequest(hw, seeds, outputs, fmt, bits, box, extra, tile, batch, parse_device(device),
-                            dtype, sampling, checkpoint, max_magnification, codec)
+                            dtype, sampling, checkpoint, max_magnification, codec, spec)
     try:
         check_outputs(request)
     except SinkError as err:
         raise RequestError(str(err)) from None
     return request
+
+
+def make_canvas(mode: str, scale: float, window_mode: str, window_stride: int | None, window_batch: int,
+                labels: str | None) -> CanvasSpec:
+    """The ``CanvasSpec`` of the ``--canvas`` options; ``--labels`` is a layout file of ``class_label`` terms."""
+    boxes = ()
+    if labels is not None:
+        from infd.inverse.layout import LayoutError, load_layout
+        try:
+            layout = load_layout(labels)
+            layout.require_kinds(("class_label",), "--labels")
+        except LayoutError as err:
+            raise RequestError(str(err)) from None
+        boxes = tuple((t.box, t.label) for t in layout.terms)
+    try:
+        return CanvasSpec(mode, scale, window_mode, window_stride, window_batch, boxes)
+    except ValueError as err:
+        raise RequestError(str(err)) from None
 
 
 GRID_GAP = 8  # pixels between the images of an --also-sizes grid

@@ -19,6 +19,7 @@ from torch import nn
 from infd.checkpoint import CheckpointError, load_model
 from infd.diffusion.noise import PerSampleRNG
 from infd.diffusion.sampling import SamplingSpec
+from infd.diffusion.windows import LabelBox, WindowSpec
 
 from .request import RequestError
 
@@ -53,23 +54,32 @@ def latent_shape(model: nn.Module) -> tuple[int, int, int]:
 
 
 def sample_latents(model: nn.Module, seeds: list[int], spec: SamplingSpec, *, cond_fn: Callable | None = None,
-                   callback: Callable | None = None) -> torch.Tensor:
+                   callback: Callable | None = None, canvas: tuple[int, int] | None = None,
+                   windows: WindowSpec | None = None, boxes: tuple[LabelBox, ...] = (),
+                   on_windows: Callable[[int], None] | None = None) -> torch.Tensor:
     """Latents ``z (len(seeds), z_channels, h, w)``, one per seed, on the model's device.
 
     Without a diffusion prior: ``z ~ N(0, I)``, drawn per seed (``torch.Generator().manual_seed``), so
     a seed gives the same sample in any batch and on any rank. With a prior the model's own
     ``sample_latents(noise, spec, rng=rng, cond_fn=cond_fn, callback=callback)`` turns that noise into
     samples, drawing the noise of stochastic steps from the same per-seed generators.
+
+    ``canvas = (h, w)`` asks for latents larger than the trained size (``--canvas grow``), denoised jointly
+    in windows (``windows``, label ``boxes``: ``infd.diffusion.windows``).
     """
-    shape = latent_shape(model)
+    c, h, w = latent_shape(model)
+    shape = (c, *canvas) if canvas is not None else (c, h, w)
     rng = PerSampleRNG(seeds)  # x_T first, then (for a prior) the noise of stochastic sampler steps
     noise = rng.randn(shape)
     if not has_prior(model):
-        if cond_fn is not None or callback is not None:
-            raise ValueError(f"{type(model).__name__} has no diffusion prior: cond_fn and callback need a sampler")
+        if cond_fn is not None or callback is not None or boxes:
+            raise ValueError(f"{type(model).__name__} has no diffusion prior: cond_fn, callback and label boxes "
+                             "need a sampler")
         return noise.to(next(model.parameters()).device)
     check_sampling(model, spec)
-    return model.sample_latents(noise, spec, rng=rng, cond_fn=cond_fn, callback=callback)
+    joint = {} if canvas is None and windows is None and not boxes else dict(
+        windows=windows, boxes=tuple(boxes), on_windows=on_windows)
+    return model.sample_latents(noise, spec, rng=rng, cond_fn=cond_fn, callback=callback, **joint)
 
 
 def check_sampling(model: nn.Module, spec: SamplingSpec) -> None:
