@@ -32,9 +32,12 @@ from torch import nn
 from infd import devices
 from infd.checkpoint import save_model
 from infd.diffusion.sampling import SamplingSpec
+from infd.diffusion.windows import LabelBox, WindowSpec
+from infd.models.tiled_decode import decode_canvas
 from infd.renderers.coords import Region
+from infd.rendering.canvas import CanvasSpec, canvas_latent_size, crop_region
 from infd.rendering.engine import DTYPES, prepare_renderer, render
-from infd.rendering.sampling import BUNDLED_CHECKPOINT, has_prior, load_render_model, sample_latents
+from infd.rendering.sampling import BUNDLED_CHECKPOINT, has_prior, latent_shape, load_render_model, sample_latents
 from infd.rendering.sinks import quantize
 
 OUTPUTS = ("pil", "tensor", "numpy")
@@ -73,37 +76,63 @@ class Pipeline:
         return self.autoencoder.config.input_size
 
     def sample_latents(self, seeds: int | Sequence[int] = 0, *, steps: int = 50, sampler: str = "ddim",
-                       cfg_scale: float = 1.0, class_label: int | None = None, progress: bool = False
-                       ) -> torch.Tensor:
-        """Latents ``(len(seeds), C, h, w)``, one per seed (the prior's sampler, or N(0, I) without one)."""
+                       cfg_scale: float = 1.0, class_label: int | None = None, progress: bool = False,
+                       canvas: tuple[int, int] | None = None, windows: WindowSpec | None = None,
+                       boxes: Sequence[LabelBox] = ()) -> torch.Tensor:
+        """Latents ``(len(seeds), C, h, w)``, one per seed (the prior's sampler, or N(0, I) without one).
+
+        ``canvas = (h, w)``: a latent canvas larger than the trained size, denoised jointly in windows
+        (``windows``; ``boxes``: a class label per box of the canvas; ``infd.diffusion.windows``)."""
         seeds = [seeds] if isinstance(seeds, int) else list(seeds)
         if not seeds:
             raise ValueError("seeds: give at least one seed")
         spec = SamplingSpec(sampler, steps, cfg_scale, class_label)
-        bar = _StepBar(steps, progress and self.has_prior)
+        joint = canvas is not None or windows is not None or bool(boxes)
+        total = steps
+        if joint and self.has_prior:
+            shape = canvas or latent_shape(self.model)[1:]
+            total = self.model.joint_windows_total(tuple(shape), spec, windows, tuple(boxes))
+        bar = _StepBar(total, progress and self.has_prior)
         try:
+            if joint:
+                return sample_latents(self.model, seeds, spec, canvas=canvas, windows=windows, boxes=tuple(boxes),
+                                      on_windows=bar.advance if self.has_prior else None)
             return sample_latents(self.model, seeds, spec, callback=bar.step if self.has_prior else None)
         finally:
             bar.close()
 
     def sample(self, seeds: int | Sequence[int] = 0, *, height: int = 512, width: int | None = None,
                region: Region | None = None, steps: int = 50, sampler: str = "ddim", cfg_scale: float = 1.0,
-               class_label: int | None = None, output: str = "pil", progress: bool = False):
+               class_label: int | None = None, output: str = "pil", progress: bool = False,
+               canvas: str = "stretch", canvas_scale: float = 1.0):
         """Sample one image per seed and render it at ``height x width`` (default square), or only the
-        ``region`` window of that virtual image."""
-        z = self.sample_latents(seeds, steps=steps, sampler=sampler, cfg_scale=cfg_scale,
-                                class_label=class_label, progress=progress)
-        return self.render(z, height=height, width=width, region=region, output=output)
+        ``region`` window of that virtual image.
+
+        ``canvas`` (as ``tools/render.py --canvas``): ``stretch`` renders one square latent on the grid,
+        ``crop`` renders it as a square of the longer side and returns the centred ``height x width``
+        window, ``grow`` samples a latent canvas of the output's aspect (shorter side ``canvas_scale`` x the
+        trained size) in windows."""
+        size = (int(height), int(width if width is not None else height))
+        CanvasSpec(canvas, canvas_scale)  # checks both
+        shape = None
+        if canvas == "crop":
+            size, region = crop_region(size, region)
+        elif canvas == "grow":
+            multiple = (self.model.window_multiple() or 1) if self.has_prior else 1
+            shape = canvas_latent_size(size, latent_shape(self.model)[1], canvas_scale, multiple)
+        z = self.sample_latents(seeds, steps=steps, sampler=sampler, cfg_scale=cfg_scale, class_label=class_label,
+                                progress=progress, canvas=shape)
+        return self.render(z, height=size[0], width=size[1], region=region, output=output)
 
     @torch.inference_mode()
     def render(self, z: torch.Tensor, *, height: int, width: int | None = None, region: Region | None = None,
                output: str = "pil"):
         """Decode latents ``z (B, C, h, w)`` and render the virtual ``height x width`` image (or its
-        ``region``), tile by tile."""
+        ``region``), tile by tile; latents larger than the trained size are decoded in windows."""
         _check_output(output)
         if z.ndim == 3:
             z = z[None]
-        phi = self.model.decode(z.to(self.device, torch.float32))
+        phi = decode_canvas(self.model.decode, z.to(self.device, torch.float32), latent_shape(self.model)[1])
         return self.render_field(phi, height=height, width=width, region=region, output=output)
 
     @torch.inference_mode()
@@ -210,6 +239,9 @@ class _StepBar:
 
     def step(self, *args) -> None:
         self.bar.update(1)
+
+    def advance(self, n: int) -> None:
+        self.bar.update(n)
 
     def close(self) -> None:
         self.bar.close()

@@ -152,3 +152,16 @@ def test_the_readme_python_api_example_runs(tmp_path):
         assert image.size == (512, 384)
     again = infd.load(tmp_path / "copy.safetensors", device="cpu")
     assert again.input_size == infd.load(device="cpu").input_size
+
+
+def test_canvases_crop_the_square_and_grow_the_latent(pipe):
+    square = pipe.sample(3, height=64, steps=2, output="tensor")
+    crop = pipe.sample(3, height=40, width=64, steps=2, output="tensor", canvas="crop")
+    assert crop.shape == (1, 3, 40, 64)
+    torch.testing.assert_close(crop, square[..., 12:52, :], atol=1e-5, rtol=0)
+    z = pipe.sample_latents(3, steps=2, canvas=(8, 24))
+    assert z.shape == (1, 3, 8, 24)
+    grow = pipe.sample(3, height=32, width=96, steps=2, output="tensor", canvas="grow")
+    torch.testing.assert_close(grow, pipe.render(z, height=32, width=96, output="tensor"), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="--canvas must be one of"):
+        pipe.sample(0, height=32, canvas="tile")

@@ -112,7 +112,7 @@ class LatentDiffusion(nn.Module):
             return None
         return getattr(self.backbone.config, "stride", 1)
 
-    def _windows(self, windows: WindowSpec | None) -> WindowSpec:
+    def resolve_windows(self, windows: WindowSpec | None) -> WindowSpec:
         """``windows`` (default ``WindowSpec()``) with the backbone's multiple for shifted windows."""
         if windows is None:  # shifted where the backbone takes smaller crops, else overlapping windows
             windows = WindowSpec(mode="shifted" if self.window_multiple() is not None else "overlap")
@@ -128,7 +128,7 @@ class LatentDiffusion(nn.Module):
                             boxes: tuple[LabelBox, ...] = ()) -> int:
         """Backbone windows ``sample_latents`` runs for one batch on a canvas of ``canvas = (h, w)`` latents."""
         S = self.config.latent_size
-        denoiser = JointDenoiser(self.backbone, (S, S), self._windows(windows), boxes)
+        denoiser = JointDenoiser(self.backbone, (S, S), self.resolve_windows(windows), boxes)
         timesteps = sampler_timesteps(self.schedule, spec.apply_to(self.config.diffusion.sampler))
         return sum(denoiser.windows_per_step(tuple(canvas), t) for t in timesteps)
 
@@ -158,7 +158,7 @@ class LatentDiffusion(nn.Module):
         model = self.backbone.eval()
         S = self.config.latent_size
         if tuple(x_T.shape[-2:]) != (S, S) or boxes or windows is not None:
-            windows = self._windows(windows)
+            windows = self.resolve_windows(windows)
             labelled = cond is not None or any(b.label is not None for b in boxes)
             if config.guidance_scale != 1.0 and labelled:  # per window, inside the average (both are affine)
                 model = ClassifierFreeGuidance(model, config.guidance_scale, self.backbone.null_cond)
