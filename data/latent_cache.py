@@ -6,6 +6,10 @@ or unreadable images are skipped and counted by the pipeline. With ``flip`` the 
 encoded too and stored as its own sample ``{key}_flip`` (a cheap augmentation for tiny datasets).
 Labels come from the image shard's json ``label`` field when present.
 
+With ``views = N`` each photo gives N random square views instead (``data.views``: random crops at
+random scales, augmented by ``view_augment``), stored as ``{key}_v0000`` ... with the view's box
+(``view``: left, top, side in source pixels) and augmentation in its json; deterministic from ``seed``.
+
 The encoder is any callable ``encode(inp (B, 3, S, S) in [-1, 1]) -> z (B, C, h, w)``, so this module
 does not depend on the model code; ``tools/cache_latents.py`` passes an autoencoder's ``encode``.
 """
@@ -20,10 +24,12 @@ from typing import Callable, Iterator
 import torch
 from torch.utils.data import DataLoader
 
+from .augment import AugmentConfig
 from .decode import DecodeConfig
 from .latents import NO_LABEL, LatentShardWriter, LatentStats, write_stats
 from .patches import PatchConfig
-from .pipeline import DataConfig, ShardDataset, expand_urls
+from .pipeline import DataConfig, ShardDataset, _image_bytes, expand_urls
+from .views import sample_views, view_rng
 
 _STATS_KEY = "__worker_stats__"
 
@@ -32,12 +38,22 @@ class LabelledImageDataset(ShardDataset):
     """Whole-image samples ``{"inp" (3, S, S), "key", "shard", "label"}`` of a finite shard set, in
     shard order; each worker ends its stream with a record of its skip counts (``_STATS_KEY``)."""
 
+    views: int = 0  # set by cache_latents: random views per photo (0: the whole image)
+    view_augment: AugmentConfig | None = None
+    view_seed: int = 0
+
     def transform(self, sample: dict, rng) -> dict:
-        out = super().transform(sample, rng)
         meta = json.loads(sample["json"]) if "json" in sample else {}
         label = meta.get("label")
-        return {"inp": out["inp"], "key": out["key"], "shard": sample["__url__"],
-                "label": NO_LABEL if label is None else int(label)}
+        record = {"key": sample["__key__"], "shard": sample["__url__"],
+                  "label": NO_LABEL if label is None else int(label)}
+        if self.views:
+            c = self.config
+            record["views"] = sample_views(_image_bytes(sample), self.views, c.patches.encoder_size,
+                                           view_rng(self.view_seed, sample["__key__"]), self.view_augment,
+                                           c.decode, c.patches.kernel)
+            return record
+        return {"inp": super().transform(sample, rng)["inp"], **record}
 
     def __iter__(self) -> Iterator[dict]:
         yield from super().__iter__()
@@ -57,6 +73,15 @@ class CacheSummary:
     stats: LatentStats | None = None
 
 
+def _expand_views(record: dict) -> list[dict]:
+    """A photo record with ``views`` -> one record per view (its own name and json); else the record."""
+    if "views" not in record:
+        return [record]
+    base = {k: v for k, v in record.items() if k != "views"}
+    return [{**base, "inp": v["inp"], "name": f"{record['key']}_v{i:04d}",
+             "meta": {"view": v["view"], "augment": v["augment"]}} for i, v in enumerate(record["views"])]
+
+
 def image_data_config(urls, encoder_size: int, num_workers: int = 0, patches: PatchConfig | None = None,
                       decode: DecodeConfig | None = None) -> DataConfig:
     """A finite, ordered, whole-image stream whose ``inp`` is the encoder input of side ``encoder_size``."""
@@ -68,8 +93,10 @@ def image_data_config(urls, encoder_size: int, num_workers: int = 0, patches: Pa
                       num_workers=num_workers, patches=patches, decode=decode or DecodeConfig())
 
 
-def _records(config: DataConfig) -> Iterator[dict]:
+def _records(config: DataConfig, views: int = 0, view_augment: AugmentConfig | None = None,
+             view_seed: int = 0) -> Iterator[dict]:
     dataset = LabelledImageDataset(config, rank=0, world_size=1)
+    dataset.views, dataset.view_augment, dataset.view_seed = views, view_augment, view_seed
     # batch_size=None: workers decode single images, batches are formed here (so the per-worker skip
     # records pass through untouched)
     yield from DataLoader(dataset, batch_size=None, num_workers=config.num_workers)
@@ -78,8 +105,8 @@ def _records(config: DataConfig) -> Iterator[dict]:
 def cache_latents(encode: Callable[[torch.Tensor], torch.Tensor], urls, out_pattern: str, *, encoder_size: int,
                   batch_size: int = 16, flip: bool = False, num_workers: int = 0, max_count: int = 10000,
                   patches: PatchConfig | None = None, decode: DecodeConfig | None = None,
-                  stats_extra: dict | None = None,
-                  on_batch: Callable[[int, int], None] | None = None) -> CacheSummary:
+                  stats_extra: dict | None = None, views: int = 0, view_augment: AugmentConfig | None = None,
+                  seed: int = 0, on_batch: Callable[[int, int], None] | None = None) -> CacheSummary:
     """Encode every image of ``urls`` into shards ``out_pattern % i`` and write ``stats.json`` beside them.
 
     ``encode`` maps ``(B, 3, S, S)`` float inputs to latents ``(B, C, h, w)``. ``stats_extra`` adds
@@ -91,6 +118,10 @@ def cache_latents(encode: Callable[[torch.Tensor], torch.Tensor], urls, out_patt
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if views < 0:
+        raise ValueError(f"views must be >= 0, got {views}")
+    if views and flip:
+        raise ValueError("--flip applies to whole images; views are flipped by their augmentation (--view-hflip)")
     if not expand_urls(urls):
         raise ValueError("no image shards given")
     config = image_data_config(urls, encoder_size, num_workers, patches, decode)
@@ -117,26 +148,30 @@ def cache_latents(encode: Callable[[torch.Tensor], torch.Tensor], urls, out_patt
                 z = encode(inp).detach().float().cpu()  # (B or 2B, C, h, w)
             for i, is_flip in enumerate(flips):
                 record = pending[i % len(pending)]
-                meta = {"key": record["key"], "shard": record["shard"], "flip": is_flip}
+                meta = {"key": record["key"], "shard": record["shard"], "flip": is_flip, **record.get("meta", {})}
                 if record["label"] != NO_LABEL:
                     meta["label"] = record["label"]
-                writer.write(unique(record["key"] + ("_flip" if is_flip else "")), z[i], meta)
-            summary.num_images += len(pending)
+                name = record.get("name", record["key"]) + ("_flip" if is_flip else "")
+                writer.write(unique(name), z[i], meta)
+            if not views:  # views count their photo once, as it arrives
+                summary.num_images += len(pending)
             summary.num_latents += len(flips)
             pending.clear()
             if on_batch is not None:
                 on_batch(summary.num_images, summary.num_skipped)
 
         labelled = 0
-        for record in _records(config):
+        for record in _records(config, views, view_augment, seed):
             if _STATS_KEY in record:
                 summary.num_skipped += record[_STATS_KEY].get("skipped", 0)
                 summary.skipped += [tuple(s) for s in record["skipped"]]
                 continue
-            labelled += (record["label"] != NO_LABEL) * (2 if flip else 1)  # latents with a label
-            pending.append(record)
-            if len(pending) == batch_size:
-                flush()
+            summary.num_images += bool(views)
+            for one in _expand_views(record):
+                labelled += (one["label"] != NO_LABEL) * (2 if flip else 1)  # latents with a label
+                pending.append(one)
+                if len(pending) == batch_size:
+                    flush()
         if pending:
             flush()
         if writer.count == 0:
@@ -144,7 +179,9 @@ def cache_latents(encode: Callable[[torch.Tensor], torch.Tensor], urls, out_patt
     summary.shards = writer.close()
     moments = writer.moments.result()
     stats = LatentStats(latent_shape=tuple(writer.shape), num_latents=summary.num_latents,
-                        num_images=summary.num_images, flip=flip, num_labelled=labelled,
+                        num_images=summary.num_images, flip=flip, views=views, view_seed=seed,
+                        view_augment=dataclasses.asdict(view_augment or AugmentConfig()) if views else {},
+                        num_labelled=labelled,
                         num_skipped=summary.num_skipped, shards=tuple(Path(s).name for s in summary.shards),
                         encoder_input=dataclasses.asdict(config.patches), **moments, **(stats_extra or {}))
     summary.stats_path = write_stats(Path(summary.shards[0]).parent / "stats.json", stats)

@@ -102,6 +102,9 @@ class LatentStats:
     autoencoder: str = ""
     autoencoder_sha256: str = ""
     flip: bool = False
+    views: int = 0  # random views per photo (data.views; 0: the whole image)
+    view_seed: int = 0
+    view_augment: dict = field(default_factory=dict)  # the AugmentConfig of the views
     num_labelled: int = 0  # latents with a label
     num_skipped: int = 0
     shards: tuple[str, ...] = ()

@@ -5,6 +5,10 @@ Example:
   python3 tools/cache_latents.py --checkpoint runs/ae_cpu/checkpoints/model-latest.safetensors \\
       --data 'shards/photos-{000000..000002}.tar' --out 'latents/photos-%06d.tar' --flip
 
+  python3 tools/cache_latents.py --checkpoint wip/ae_cpu_v4.safetensors \\
+      --data 'shards/v2/train/photos-{000000..000003}.tar' --out 'latents/v4views/photos-%06d.tar' --views 200
+      (200 random views per photo: square crops at random scales, flipped at random; data/views.py)
+
 Writes the latent shards and latents/stats.json (per-channel mean/std, global std, the latent shape
 and the autoencoder's path and sha256). Corrupt images are skipped and counted.
 """
@@ -24,6 +28,12 @@ def parse_args(argv=None):
     p.add_argument("--data", required=True, help="image shards, e.g. 'shards/photos-{000000..000002}.tar'")
     p.add_argument("--out", required=True, help="latent shard pattern, e.g. 'latents/photos-%%06d.tar'")
     p.add_argument("--flip", action="store_true", help="also encode the mirrored image (sample key_flip)")
+    p.add_argument("--views", type=int, default=0,
+                   help="random square views per photo (crops at random scales; default 0: the whole image)")
+    p.add_argument("--view-augment", default="hflip",
+                   help="augmentation of the views: a comma list of hflip, vflip, rot90, hue=DEG, saturation=S, "
+                        "brightness=B, channel_permutation (default hflip; 'none' for none)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the views (default 0)")
     p.add_argument("--batch-size", type=int, default=16, help="images encoded together (default 16)")
     p.add_argument("--num-workers", type=int, default=1, help="decoding workers (default 1)")
     p.add_argument("--max-count", type=int, default=10000, help="latents per shard (default 10000)")
@@ -34,11 +44,39 @@ def parse_args(argv=None):
     return p, p.parse_args(argv)
 
 
+def parse_view_augment(text: str):
+    """``--view-augment`` -> an ``AugmentConfig`` (``ValueError`` with one line for a bad item)."""
+    from infd.data.augment import AugmentConfig
+
+    flags = {"hflip", "vflip", "rot90", "channel_permutation"}
+    amounts = {"hue": "hue_degrees", "saturation": "saturation", "brightness": "brightness"}
+    fields = {}
+    for item in (i.strip() for i in text.split(",") if i.strip() and text.strip() != "none"):
+        name, _, value = item.partition("=")
+        if name in flags and not value:
+            fields[name] = True
+        elif name in amounts and value:
+            try:
+                fields[amounts[name]] = float(value)
+            except ValueError:
+                raise ValueError(f"--view-augment {item}: {value!r} is not a number") from None
+        else:
+            raise ValueError(f"--view-augment: unknown item '{item}' (hflip, vflip, rot90, channel_permutation, "
+                             "hue=DEG, saturation=S, brightness=B)")
+    return AugmentConfig(**fields)
+
+
 def main(argv=None) -> int:
     parser, args = parse_args(argv)
     interrupt_on_sigterm()
+    if args.views < 0:
+        parser.error("--views must be >= 0")
     if args.batch_size <= 0 or args.max_count <= 0 or args.num_workers < 0:
         parser.error("--batch-size and --max-count must be positive, --num-workers >= 0")
+    try:
+        view_augment = parse_view_augment(args.view_augment)
+    except ValueError as err:
+        return parser.fail(err)
     from tqdm import tqdm
 
     from infd.data.latent_cache import cache_latents
@@ -67,7 +105,8 @@ def main(argv=None) -> int:
             summary = cache_latents(lambda inp: model.encode(inp.to(device)), args.data, args.out,
                                     encoder_size=model.config.input_size, batch_size=args.batch_size, flip=args.flip,
                                     num_workers=args.num_workers, max_count=args.max_count,
-                                    patches=PatchConfig(square=args.square), stats_extra=extra, on_batch=on_batch)
+                                    patches=PatchConfig(square=args.square), stats_extra=extra, views=args.views,
+                                    view_augment=view_augment, seed=args.seed, on_batch=on_batch)
     except (ShardError, CheckpointError, DataError, ValueError, OSError) as err:  # UsageError is a ValueError
         return parser.fail(err)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the writer removed its partial shard
