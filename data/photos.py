@@ -37,6 +37,16 @@ DEBIAN_SOURCES = tuple(s for s, (split, _) in SOURCES.items() if split == "train
 PYTHON_PACKAGES = {"scikit-image": "skimage", "scikit-learn": "sklearn", "matplotlib": "matplotlib"}
 
 
+# Coarse scene classes, hand-labelled from looking at each photo (the class-conditional prior's labels;
+# the shard JSON carries ``scene`` and ``label`` = its index). Chosen for what these photos hold:
+#   water     lakes, sea and piers, with the water taking much of the frame
+#   sky_land  open sky over land: mountains, fields, a beach, a sunset
+#   plants    foliage, forest, moss, leaves, flowers, a bird on bark
+#   objects   man-made things and close-ups indoors: cups, a bowl, brushes, lamps, a clock, architecture,
+#             people and pets in front of them
+SCENES = ("water", "sky_land", "plants", "objects")
+
+
 @dataclass(frozen=True)
 class Photo:
     """One listed photograph. ``path`` is relative to the source's root (``/usr/share`` for the
@@ -47,46 +57,56 @@ class Photo:
     path: str
     author: str
     licence: str
+    scene: str = "objects"  # one of SCENES
+
+    def __post_init__(self):
+        if self.scene not in SCENES:
+            raise ValueError(f"{self.path}: scene {self.scene!r} is not one of {SCENES}")
 
     @property
     def split(self) -> str:
         return SOURCES[self.source][0]
 
+    @property
+    def label(self) -> int:
+        return SCENES.index(self.scene)
 
-def _plasma(name: str, author: str) -> Photo:
+
+def _plasma(name: str, author: str, scene: str) -> Photo:
     # licence from the wallpaper's metadata.json (debian/copyright gives GPL-2+ for the package)
-    return Photo("plasma-workspace-wallpapers", f"wallpapers/{name}/contents/images", author, "LGPL-3.0")
+    return Photo("plasma-workspace-wallpapers", f"wallpapers/{name}/contents/images", author, "LGPL-3.0", scene)
 
 
-def _lomiri(version: str, name: str, author: str, licence: str) -> Photo:
-    return Photo(f"lomiri-wallpapers-{version}", f"backgrounds/{name}", author, licence)
+def _lomiri(version: str, name: str, author: str, licence: str, scene: str) -> Photo:
+    return Photo(f"lomiri-wallpapers-{version}", f"backgrounds/{name}", author, licence, scene)
 
 
-def _skimage(name: str, author: str, licence: str) -> Photo:
-    return Photo("scikit-image", f"skimage/data/{name}", author, licence)
+def _skimage(name: str, author: str, licence: str, scene: str = "objects") -> Photo:
+    return Photo("scikit-image", f"skimage/data/{name}", author, licence, scene)
 
 
 PHOTOS = (
-    _plasma("BytheWater", "Maciej Wiklo"), _plasma("ColdRipple", "Risto Saukonpää"),
-    _plasma("ColorfulCups", "Dmitri Popov"), _plasma("DarkestHour", "Risto Saukonpää"),
-    _plasma("EveningGlow", "Ian Hex"), _plasma("FallenLeaf", "Martin Klapetek"), _plasma("Grey", "Sigi Sagi"),
-    _plasma("Kite", "Risto Saukonpää"), _plasma("OneStandsOut", "Risto Saukonpää"),
-    _plasma("Path", "Risto Saukonpää"), _plasma("summer_1am", "Risto Saukonpää"),
-    _lomiri("16.04", "Bridge_by_Sander_Klootwijk.jpg", "Sander Klootwijk", "CC-BY-SA-4.0"),
-    _lomiri("16.04", "Dragonfly_by_Bolly.jpg", "Bolly", "CC-BY-SA-4.0"),
-    _lomiri("16.04", "Picture_0B_by_freespace.jpg", 'Trevor "Freespace"', "CC-BY-4.0"),
-    _lomiri("16.04", "Picture_1A_by_freespace.jpg", 'Trevor "Freespace"', "CC-BY-4.0"),
-    _lomiri("16.04", "Wine_by_Jakkub_Mede.jpg", "Jakub Mede", "CC-BY-4.0"),
-    _lomiri("16.04", "aitzgorri_by_Aitzol_Berasategi.jpg", "Aitzol Berasategi", "CC-BY-4.0"),
-    _lomiri("16.04", "analogpattern_by_Peter_Nerlich.jpg", "Peter Nerlich", "CC-BY-SA-4.0"),
-    _lomiri("16.04", "free_by_Peter_Nerlich.jpg", "Peter Nerlich", "CC-BY-SA-4.0"),
-    _lomiri("16.04", "friends_by_Aitzol_Berasategi.jpg", "Aitzol Berasategi", "CC-BY-4.0"),
-    _lomiri("16.04", "greentock_by_Peter_Nerlich.jpg", "Peter Nerlich", "CC-BY-SA-4.0"),
-    _lomiri("16.04", "life_by_Aitzol_Berasategi.jpg", "Aitzol Berasategi", "CC-BY-4.0"),
-    _lomiri("16.04", "picosdeeuropa_by_Aitzol_Berasategi.jpg", "Aitzol Berasategi", "CC-BY-4.0"),
-    _lomiri("16.04", "seeding_by_Clements_Engelhardt.jpg", "Clemens Engelhardt", "CC0-1.0"),
-    _lomiri("16.04", "sunset_by_Aitzol_Berasategi.jpg", "Aitzol Berasategi", "CC-BY-4.0"),
-    _lomiri("20.04", "Kleiber_by_Lukas_Baubkus.jpg", "Lukas Baubkus", "CC-BY-SA-3.0"),
+    _plasma("BytheWater", "Maciej Wiklo", "water"), _plasma("ColdRipple", "Risto Saukonpää", "water"),
+    _plasma("ColorfulCups", "Dmitri Popov", "objects"), _plasma("DarkestHour", "Risto Saukonpää", "water"),
+    _plasma("EveningGlow", "Ian Hex", "water"), _plasma("FallenLeaf", "Martin Klapetek", "plants"),
+    _plasma("Grey", "Sigi Sagi", "objects"),
+    _plasma("Kite", "Risto Saukonpää", "sky_land"), _plasma("OneStandsOut", "Risto Saukonpää", "plants"),
+    _plasma("Path", "Risto Saukonpää", "plants"), _plasma("summer_1am", "Risto Saukonpää", "water"),
+    _lomiri("16.04", "Bridge_by_Sander_Klootwijk.jpg", "Sander Klootwijk", "CC-BY-SA-4.0", "sky_land"),
+    _lomiri("16.04", "Dragonfly_by_Bolly.jpg", "Bolly", "CC-BY-SA-4.0", "plants"),
+    _lomiri("16.04", "Picture_0B_by_freespace.jpg", 'Trevor "Freespace"', "CC-BY-4.0", "objects"),
+    _lomiri("16.04", "Picture_1A_by_freespace.jpg", 'Trevor "Freespace"', "CC-BY-4.0", "objects"),
+    _lomiri("16.04", "Wine_by_Jakkub_Mede.jpg", "Jakub Mede", "CC-BY-4.0", "objects"),
+    _lomiri("16.04", "aitzgorri_by_Aitzol_Berasategi.jpg", "Aitzol Berasategi", "CC-BY-4.0", "sky_land"),
+    _lomiri("16.04", "analogpattern_by_Peter_Nerlich.jpg", "Peter Nerlich", "CC-BY-SA-4.0", "objects"),
+    _lomiri("16.04", "free_by_Peter_Nerlich.jpg", "Peter Nerlich", "CC-BY-SA-4.0", "objects"),
+    _lomiri("16.04", "friends_by_Aitzol_Berasategi.jpg", "Aitzol Berasategi", "CC-BY-4.0", "objects"),
+    _lomiri("16.04", "greentock_by_Peter_Nerlich.jpg", "Peter Nerlich", "CC-BY-SA-4.0", "objects"),
+    _lomiri("16.04", "life_by_Aitzol_Berasategi.jpg", "Aitzol Berasategi", "CC-BY-4.0", "plants"),
+    _lomiri("16.04", "picosdeeuropa_by_Aitzol_Berasategi.jpg", "Aitzol Berasategi", "CC-BY-4.0", "sky_land"),
+    _lomiri("16.04", "seeding_by_Clements_Engelhardt.jpg", "Clemens Engelhardt", "CC0-1.0", "plants"),
+    _lomiri("16.04", "sunset_by_Aitzol_Berasategi.jpg", "Aitzol Berasategi", "CC-BY-4.0", "sky_land"),
+    _lomiri("20.04", "Kleiber_by_Lukas_Baubkus.jpg", "Lukas Baubkus", "CC-BY-SA-3.0", "plants"),
     # ukui-wallpapers: no photographs (all twelve files are digital artwork)
     _skimage("astronaut.png", "NASA (Great Images database)", "public domain"),
     _skimage("camera.png", "Lav Varshney", "CC0-1.0"),
@@ -95,9 +115,9 @@ PHOTOS = (
     _skimage("coins.png", "Brooklyn Museum Collection", "no known copyright restrictions"),
     _skimage("motorcycle_left.png", "Middlebury 2014 stereo benchmark (Scharstein et al.)",
              "no restrictions stated; scikit-image redistributes it (BSD-3-Clause package)"),
-    _skimage("rocket.jpg", "SpaceX", "public domain"),
-    Photo("scikit-learn", "sklearn/datasets/images/china.jpg", "danielbuechele (Flickr)", "CC-BY-2.0"),
-    Photo("scikit-learn", "sklearn/datasets/images/flower.jpg", "vultilion (Flickr)", "CC-BY-2.0"),
+    _skimage("rocket.jpg", "SpaceX", "public domain", "sky_land"),
+    Photo("scikit-learn", "sklearn/datasets/images/china.jpg", "danielbuechele (Flickr)", "CC-BY-2.0", "sky_land"),
+    Photo("scikit-learn", "sklearn/datasets/images/flower.jpg", "vultilion (Flickr)", "CC-BY-2.0", "plants"),
     Photo("matplotlib", "matplotlib/mpl-data/sample_data/grace_hopper.jpg",
           "U.S. Navy (official portrait of Grace Hopper)", "public domain (work of the U.S. federal government)"),
 )

@@ -4,13 +4,14 @@ import io
 import json
 import sys
 import tarfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from infd.data.photos import PHOTOS, SOURCES, SPLITS, find_debian_photos
+from infd.data.photos import PHOTOS, SCENES, SOURCES, SPLITS, Photo, find_debian_photos
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import make_photo_shards  # noqa: E402
@@ -68,6 +69,17 @@ def test_both_splits_from_a_fake_root(tmp_path, capsys):
             {(p.source, p.author, p.licence) for p in expected}
         assert {m["source"] for m in metas} <= {s for s, (home, _) in SOURCES.items() if home == split}
         assert f"{split}: {len(expected)} photos" in printed
+        by_author = {(p.source, p.author, p.scene) for p in expected}
+        assert {(m["source"], m["author"], m["scene"]) for m in metas} == by_author
+        assert all(m["label"] == SCENES.index(m["scene"]) for m in metas)
+
+
+def test_every_photo_has_a_scene_class_and_the_training_split_has_each():
+    assert all(p.scene in SCENES and p.label == SCENES.index(p.scene) for p in PHOTOS)
+    train = Counter(p.scene for p in PHOTOS if p.split == "train")
+    assert set(train) == set(SCENES) and min(train.values()) >= 5  # every class has photos to learn from
+    with pytest.raises(ValueError, match="is not one of"):
+        Photo("scikit-image", "x.png", "a", "b", scene="city")
 
 
 def test_held_out_source_refused_in_train(tmp_path, capsys):

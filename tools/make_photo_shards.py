@@ -4,7 +4,8 @@
 train: the Debian wallpaper packages (plasma-workspace-wallpapers, lomiri-wallpapers-16.04,
 lomiri-wallpapers-20.04, ukui-wallpapers). heldout: scikit-image, scikit-learn and matplotlib's
 photos, for evaluation only; a held-out source is never written into train. Each image's JSON
-adds source, path, author, licence and split (the list: infd/data/photos.py).
+adds source, path, author, licence, split and its hand-labelled scene class (``scene``, and ``label`` =
+its index in ``infd.data.photos.SCENES``: the class-conditional prior's label) (the list: infd/data/photos.py).
 
 Needs: apt-get install -y plasma-workspace-wallpapers lomiri-wallpapers-16.04 lomiri-wallpapers-20.04
 ukui-wallpapers; python3 -m pip install scikit-image scikit-learn matplotlib
@@ -60,7 +61,7 @@ def write_split(split: str, sources: list[str], pattern: str, args) -> int:
     def describe(path: Path) -> dict:
         photo = by_path[path]
         return {"source": photo.source, "path": path.relative_to(root).as_posix(), "author": photo.author,
-                "licence": photo.licence, "split": split}
+                "licence": photo.licence, "split": split, "scene": photo.scene, "label": photo.label}
 
     with tqdm(total=len(found), unit="img", disable=args.quiet, file=sys.stderr) as bar:
         summary = write_shards([path for _, path, _ in found], root, pattern, max_count=args.max_count,
