@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-data", help="shard URLs of the real training photos (the FID reference)")
     p.add_argument("--num-samples", type=int, default=50, help="samples for FID (default 50)")
     p.add_argument("--num-real", type=int, help="real photos for FID (default: all of --train-data)")
+    p.add_argument("--real-views", type=int, default=0,
+                   help="random square views per real photo for FID/KID (crops at random scales; default 0: "
+                        "each photo's whole square)")
+    p.add_argument("--kid-subsets", type=int, default=100, help="KID: random subsets (default 100)")
+    p.add_argument("--kid-subset-size", type=int, default=1000,
+                   help="KID: vectors per subset, capped at the smaller set (default 1000)")
     p.add_argument("--fid-sizes", type=int, nargs="+", default=[1024, 2048],
                    help="render sizes whose crops give patch-FID (default 1024 2048)")
     p.add_argument("--patch", type=int, default=256, help="patch-FID crop side in pixels (default 256)")
@@ -130,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         options = EvalOptions(
             sizes=tuple(args.sizes) if args.sizes else None, scales=tuple(args.scales), num_photos=args.num_photos,
             lpips=not args.no_lpips, batch=args.batch, device=str(resolve_device(args.device)), fid=args.fid,
-            num_samples=args.num_samples, num_real=args.num_real, fid_sizes=tuple(args.fid_sizes),
+            num_samples=args.num_samples, num_real=args.num_real, real_views=args.real_views,
+            kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, fid_sizes=tuple(args.fid_sizes),
             full_size=args.full_size, patch=args.patch, seed=args.seed,
             sampling=SamplingSpec(args.sampler, args.steps, args.cfg_scale, args.class_label),
             inception=args.inception, sqrtm=args.sqrtm, progress=not args.no_progress, zoom=tuple(args.zoom),

@@ -23,6 +23,8 @@ from tqdm import tqdm
 
 from infd.renderers.coords import Region
 
+from infd.data.views import sample_views, view_rng
+
 from .frechet import FeatureStats, Method, fid_of_stats
 from .photos import decode_photo, photo_crop, photo_square
 
@@ -63,24 +65,37 @@ def patch_region(size: int, patch: int, index: int, seed: int = 0) -> Region:
     return Region(rng.randint(0, size - patch), rng.randint(0, size - patch), patch, patch)
 
 
-def collect_features(batches: Iterable[dict[str, torch.Tensor]], extractor: Extractor) -> dict[str, FeatureStats]:
-    """Feature statistics per key of ``batches`` (each ``{key: images (B, 3, H, W) in [-1, 1]}``)."""
+def collect_features(batches: Iterable[dict[str, torch.Tensor]], extractor: Extractor,
+                     keep: bool = False) -> dict[str, FeatureStats]:
+    """Feature statistics per key of ``batches`` (each ``{key: images (B, 3, H, W) in [-1, 1]}``); ``keep``
+    also keeps the vectors (for KID and the memorisation check)."""
     stats: dict[str, FeatureStats] = {}
     for batch in batches:
         for key, images in batch.items():
-            stats.setdefault(key, FeatureStats()).add(extractor(images))
+            stats.setdefault(key, FeatureStats(keep)).add(extractor(images))
     return stats
 
 
 def real_batches(photos: list[bytes], settings: FIDSettings, data_config, batch: int = 8,
-                 progress: bool = False) -> Iterator[dict[str, torch.Tensor]]:
-    """``{key: images}`` of the real photos: whole squares at ``full_size`` and the seeded crops."""
+                 progress: bool = False, views: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+    """``{key: images}`` of the real photos: whole squares at ``full_size`` and the seeded crops.
+
+    ``views = K``: each photo gives K random square views instead (``data.views``: crops at random
+    scales, seeded by the photo's index), resized to ``full_size``, and K seeded crops per render size
+    (image index ``i K + v``): the "real views" of a small photo set, as the latent cache sees them."""
     for start in tqdm(range(0, len(photos), batch), desc="FID real photos", unit="batch", disable=not progress):
         chunk = [(i, decode_photo(p, data_config)) for i, p in enumerate(photos[start:start + batch], start)]
-        out = {FULL: torch.stack([photo_square(p, settings.full_size, data_config) for _, p in chunk])}
+        if not views:
+            out = {FULL: torch.stack([photo_square(p, settings.full_size, data_config) for _, p in chunk])}
+            indexed = chunk
+        else:
+            out = {FULL: torch.cat([torch.stack([v["inp"] for v in sample_views(
+                photos[i], views, settings.full_size, view_rng(settings.seed, f"real/{i}"),
+                decode=data_config.decode, kernel=data_config.patches.kernel)]) for i, _ in chunk])}
+            indexed = [(i * views + v, p) for i, p in chunk for v in range(views)]
         for R in settings.sizes:
             out[patch_key(R)] = torch.stack([photo_crop(p, R, patch_region(R, settings.patch, i, settings.seed),
-                                                        data_config) for i, p in chunk])
+                                                        data_config) for i, p in indexed])
         yield out
 
 

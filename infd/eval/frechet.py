@@ -30,7 +30,9 @@ class FeatureStats:
     (a shift that does not change the covariance) to avoid cancellation.
     """
 
-    def __init__(self):
+    def __init__(self, keep: bool = False):
+        self.keep = keep  # also keep the vectors (float32) for KID and nearest-neighbour checks
+        self._kept: list[torch.Tensor] = []
         self.count = 0
         self._origin = None  # (D,)
         self._sum = None  # (D,) of x - origin
@@ -48,10 +50,21 @@ class FeatureStats:
             self._outer = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64)
         elif x.shape[1] != self._origin.shape[0]:
             raise ValueError(f"features have {x.shape[1]} dimensions, earlier ones {self._origin.shape[0]}")
+        if self.keep:
+            self._kept.append(x.float())
         d = x - self._origin
         self._sum += d.sum(dim=0)
         self._outer += d.T @ d
         self.count += x.shape[0]
+
+    @property
+    def features(self) -> torch.Tensor:
+        """The added vectors ``(count, D)`` (float32); only with ``keep=True``."""
+        if not self.keep:
+            raise ValueError("these feature statistics were collected without keep=True")
+        if not self._kept:
+            raise ValueError("no feature vectors were added")
+        return torch.cat(self._kept)
 
     def _check(self) -> None:
         if self.count < 2:

@@ -52,12 +52,24 @@ def sr_tables(sr: dict) -> list[str]:
 
 
 def fid_lines(fid: dict) -> list[str]:
+    views = fid.get("real_views", 0)
+    real = (f"{fid.get('num_real_images', fid['num_real'])} real views ({views} per photo of {fid['num_real']})"
+            if views else f"{fid['num_real']} real photos")
     lines = [f"{fid['num_samples']} samples (seeds {fid['seeds']}, {fid['sampler']}, {fid['steps']} steps) vs "
-             f"{fid['num_real']} real photos; features: {fid['extractor']}; matrix square root: {fid['sqrtm']}.", "",
-             "| feature set | FID |", "|---|---|"]
-    lines.append(f"| whole images at {fid['full_size']} | {fid['fid']:.2f} |")
+             f"{real}; features: {fid['extractor']}; matrix square root: {fid['sqrtm']}.", "",
+             "| feature set | FID | KID x 1000 |", "|---|---|---|"]
+    kid = fid.get("kid")
+    kid_text = "-" if kid is None else f"{1000 * kid:.2f} +- {1000 * fid.get('kid_std', 0.0):.2f}"
+    lines.append(f"| whole images at {fid['full_size']} | {fid['fid']:.2f} | {kid_text} |")
     for size, value in fid["patch_fid"].items():
-        lines.append(f"| {fid['patch']} px crops of {size} renders | {value:.2f} |")
+        pk = fid.get("patch_kid", {}).get(size)
+        lines.append(f"| {fid['patch']} px crops of {size} renders | {value:.2f} | "
+                     f"{'-' if pk is None else f'{1000 * pk:.2f}'} |")
+    mem = fid.get("memorisation")
+    if mem:
+        lines += ["", f"Memorisation: median feature distance to the nearest training image {mem['sample_to_train']:.2f} "
+                      f"for samples, {mem['heldout_to_train']:.2f} for {mem['num_heldout']} held-out real images: "
+                      f"ratio {mem['ratio']:.3f} (well below 1 = samples copy training images)"]
     lines += ["", f"Scale consistency of the samples (PSNR of the {2 * fid['full_size']} render downsampled to "
                   f"{fid['full_size']} vs the {fid['full_size']} render): {fid['sample_scale_consistency']:.2f} dB", ""]
     if fid["num_samples"] < 2048 or fid["num_real"] < 2048:

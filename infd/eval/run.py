@@ -20,6 +20,7 @@ from ..checkpoint import CheckpointError, load_model
 from ..diffusion.sampling import SamplingSpec
 from ..rendering.sampling import has_prior
 from . import fid as fid_lib
+from . import kid as kid_lib
 from .frechet import resolve_method
 from .photos import eval_data_config, load_photos
 from .recon import evaluate_autoencoder
@@ -42,6 +43,9 @@ class EvalOptions:
     fid: bool = False
     num_samples: int = 50
     num_real: int | None = None
+    real_views: int = 0  # random views per real photo for FID/KID (0: each photo's whole square)
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
     fid_sizes: tuple[int, ...] = (1024, 2048)
     full_size: int | None = None
     patch: int = 256
@@ -72,6 +76,9 @@ class EvalOptions:
         if self.fid:
             if self.num_samples < 2 or (self.num_real is not None and self.num_real < 2):
                 raise ValueError("FID needs at least 2 samples and 2 real photos (a covariance)")
+            if self.real_views < 0 or self.kid_subsets < 1 or self.kid_subset_size < 2:
+                raise ValueError(f"--real-views must be >= 0, --kid-subsets >= 1 and --kid-subset-size >= 2, got "
+                                 f"{self.real_views}, {self.kid_subsets}, {self.kid_subset_size}")
             fid_lib.FIDSettings(self.full_size or MIN_SIZE, tuple(self.fid_sizes), self.patch, self.seed)
             resolve_method(self.sqrtm)
 
@@ -117,9 +124,12 @@ def seeds_text(seeds: list[int]) -> str:
     return f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else str(seeds[0])
 
 
-def evaluate_fid(model, train_data, options: EvalOptions, extractor=None) -> dict:
-    """FID and patch-FID of ``options.num_samples`` samples vs real training photos, and the samples'
-    scale consistency (their ``2 full_size`` render downsampled vs their ``full_size`` render)."""
+def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldout: list[bytes] | None = None,
+                 heldout_config=None) -> dict:
+    """FID, KID and patch-FID / patch-KID of ``options.num_samples`` samples vs real training photos (or
+    ``options.real_views`` views of each), the samples' scale consistency (their ``2 full_size`` render
+    downsampled vs their ``full_size`` render) and, given ``heldout`` photos, the memorisation ratio
+    (``infd.eval.kid``: whole-image features of samples and held-out photos vs the training set's)."""
     from ..rendering.engine import render
 
     require_prior(model)
@@ -133,8 +143,8 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None) -> dic
     real_photos = load_photos(real_config, options.num_real)
     if len(real_photos) < 2:
         raise ValueError(f"FID needs at least 2 real photos, {train_data} has {len(real_photos)}")
-    real = fid_lib.collect_features(
-        fid_lib.real_batches(real_photos, settings, real_config, options.batch, options.progress), extractor)
+    real = fid_lib.collect_features(fid_lib.real_batches(real_photos, settings, real_config, options.batch,
+                                                         options.progress, options.real_views), extractor, keep=True)
     consistency = []
 
     def on_full(phi, full):  # the full-size render exists already; scale_consistency renders only 2x
@@ -146,10 +156,23 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None) -> dic
     sampling = options.sampling
     fake = fid_lib.collect_features(
         fid_lib.sample_batches(model, seeds, settings, sampling, options.batch, options.device, options.progress,
-                               on_full), extractor)
+                               on_full), extractor, keep=True)
     table = fid_lib.fid_table(real, fake, options.sqrtm)
+    kids = {key: kid_lib.kid(fake[key].features, real[key].features, options.kid_subsets, options.kid_subset_size,
+                             options.seed) for key in fake if key in real}
+    memorisation = None
+    if heldout:
+        held = fid_lib.collect_features(fid_lib.real_batches(heldout, settings, heldout_config, options.batch, False,
+                                                             options.real_views), extractor, keep=True)
+        memorisation = kid_lib.memorisation_ratio(fake[fid_lib.FULL].features, real[fid_lib.FULL].features,
+                                                  held[fid_lib.FULL].features)
+        memorisation["num_heldout"] = held[fid_lib.FULL].count
     return {"fid": table[fid_lib.FULL],
             "patch_fid": {str(R): table[fid_lib.patch_key(R)] for R in settings.sizes},
+            "kid": kids[fid_lib.FULL][0], "kid_std": kids[fid_lib.FULL][1],
+            "patch_kid": {str(R): kids[fid_lib.patch_key(R)][0] for R in settings.sizes},
+            "memorisation": memorisation, "num_real_images": real[fid_lib.FULL].count,
+            "real_views": options.real_views,
             "full_size": settings.full_size, "patch": settings.patch, "crop_seed": settings.seed,
             "num_samples": len(seeds), "num_real": len(real_photos), "seeds": seeds_text(seeds),
             "sampler": sampling.sampler, "steps": sampling.steps, "cfg_scale": sampling.cfg_scale,
@@ -199,7 +222,7 @@ def evaluate(checkpoint: str | Path, data, options: EvalOptions, train_data=None
                      options.progress)
     results["sr"] = {f"{scale:g}": row for scale, row in sr.items()}
     if options.fid:
-        results["fid"] = evaluate_fid(model, train_data, options, extractor)
+        results["fid"] = evaluate_fid(model, train_data, options, extractor, photos, data_config)
     if options.zoom or options.frame:
         results["zoom"] = zoom_results(model, options.zoom, options.frame_sizes,
                                        options.frame_samples if options.frame else 0, options.seed,

@@ -1,0 +1,63 @@
+"""KID (unbiased MMD^2, cubic kernel), the memorisation ratio and real views in the FID/KID evaluation."""
+import pytest
+import torch
+from eval_testing import TinyExtractor, tiny_bundle
+
+from infd.checkpoint import save_model
+from infd.eval.kid import kid, memorisation_ratio, mmd2_unbiased, nearest_distances
+from infd.eval.run import EvalOptions, evaluate, evaluate_fid
+from infd.diffusion.sampling import SamplingSpec
+from test_eval_fid import shards  # noqa: F401 (the shard fixture)
+
+
+def gauss(n, d=16, shift=0.0, seed=0):
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) + shift
+
+
+def test_mmd_matches_the_kernel_sums_written_out():
+    x, y = gauss(5, 3, seed=1), gauss(4, 3, 0.5, seed=2)
+    k = lambda a, b: (a @ b / 3 + 1) ** 3  # noqa: E731
+    xx = sum(k(x[i], x[j]) for i in range(5) for j in range(5) if i != j) / 20
+    yy = sum(k(y[i], y[j]) for i in range(4) for j in range(4) if i != j) / 12
+    xy = sum(k(x[i], y[j]) for i in range(5) for j in range(4)) / 20
+    assert mmd2_unbiased(x, y) == pytest.approx(float(xx + yy - 2 * xy), rel=1e-10)
+
+
+def test_kid_is_unbiased_for_one_distribution_and_grows_with_a_shift():
+    # the unbiased estimate averages to 0 over independent small sets of one distribution
+    same = [kid(gauss(30, seed=2 * s), gauss(30, seed=2 * s + 1), subsets=1)[0] for s in range(60)]
+    spread = torch.tensor(same).std().item()
+    assert abs(sum(same) / len(same)) < 3 * spread / len(same) ** 0.5
+    shifted = [kid(gauss(200, shift=m, seed=5), gauss(200, seed=6), subsets=10, subset_size=100)[0]
+               for m in (0.0, 0.3, 1.0)]
+    assert shifted[0] < shifted[1] < shifted[2]
+    mean, std = kid(gauss(50, seed=1), gauss(80, seed=2), subsets=20, subset_size=40, seed=3)
+    assert std > 0 and (mean, std) == kid(gauss(50, seed=1), gauss(80, seed=2), subsets=20, subset_size=40, seed=3)
+    with pytest.raises(ValueError, match="different dimensions"):
+        kid(gauss(5, 4), gauss(5, 3))
+
+
+def test_memorisation_ratio_flags_copies_of_the_training_set():
+    train, heldout = gauss(100, seed=1), gauss(40, seed=2)
+    copies = train[:40] + 1e-3 * gauss(40, seed=3)
+    assert memorisation_ratio(copies, train, heldout)["ratio"] < 0.01
+    fresh = memorisation_ratio(gauss(40, seed=4), train, heldout)
+    assert 0.7 < fresh["ratio"] < 1.4
+    assert torch.allclose(nearest_distances(train[:3], train), torch.zeros(3, dtype=torch.float64))
+
+
+def test_evaluation_reports_kid_real_views_and_memorisation(shards, tmp_path):  # noqa: F811
+    bundle = save_model(tiny_bundle(), tmp_path / "bundle.safetensors")
+    options = EvalOptions(sizes=(16, 32), scales=(2,), fid=True, num_samples=6, fid_sizes=(32,), patch=16,
+                          sampling=SamplingSpec(steps=1), lpips=False, real_views=3, kid_subsets=5)
+    results = evaluate(bundle, shards["val"], options, train_data=shards["train"], extractor=TinyExtractor())
+    fid = results["fid"]
+    assert fid["num_real"] == 6 and fid["num_real_images"] == 18 and fid["real_views"] == 3
+    assert isinstance(fid["kid"], float) and fid["kid_std"] >= 0 and list(fid["patch_kid"]) == ["32"]
+    mem = fid["memorisation"]
+    assert mem["num_heldout"] == 2 * 3 and mem["ratio"] > 0
+    plain = evaluate_fid(tiny_bundle(), shards["train"], EvalOptions(fid=True, num_samples=6, fid_sizes=(32,),
+                         patch=16, sampling=SamplingSpec(steps=1), lpips=False), extractor=TinyExtractor())
+    assert plain["num_real_images"] == 6 and plain["memorisation"] is None
+    with pytest.raises(ValueError, match="--real-views must be"):
+        EvalOptions(fid=True, real_views=-1)
