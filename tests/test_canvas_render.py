@@ -129,10 +129,10 @@ class _Bar:
     (["--labels", "labels.yaml"], "--labels needs --canvas grow"),
     (["--canvas", "grow", "--labels", "missing.yaml"], "layout file not found"),
     (["--canvas", "grow", "--labels", "pixels.yaml"], "--labels takes class_label terms"),
-    (["--canvas", "grow", "--labels", "labels.yaml"], "this model is unconditional"),
+    (["--canvas", "grow", "--labels", "labels.yaml"], "class 7 is not a label of this model (0..3)"),
 ])
 def test_bad_canvas_options_are_one_line(tmp_path, args, message):
-    (tmp_path / "labels.yaml").write_text("terms:\n  - {kind: class_label, box: [0, 0, 1, 1], label: 2}\n")
+    (tmp_path / "labels.yaml").write_text("terms:\n  - {kind: class_label, box: [0, 0, 1, 1], label: 7}\n")
     Image.new("RGB", (8, 8)).save(tmp_path / "p.png")
     (tmp_path / "pixels.yaml").write_text("terms:\n  - {kind: pixels, box: [0, 0, 1, 1], image: p.png}\n")
     result = run("--size", "64x32", "--steps", "2", *args, "--out", "x.png", cwd=tmp_path)

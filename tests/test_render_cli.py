@@ -56,7 +56,7 @@ INVALID = [
     (["--seed", "18446744073709551616"], "--seed must be at most"),
     (["--size", "99999999999999999999999", "--region", "0,0,16,16"], "at most 2147483647 pixels"),
     (["--steps", "1000000000"], "more than this model's 1000 diffusion steps"),
-    (["--class", "0"], "this model is unconditional"),
+    (["--class", "7"], "--class 7 is not a label of this model (0..3)"),
     (["--max-magnification", "inf"], "--max-magnification must be"),
     (["--compression", "deflate", "--out", "x.png"], "applies to .tif outputs"),
     (["--compression", "gzip", "--out", "x.tif"], "--compression must be none or one of"),

@@ -39,7 +39,8 @@ def test_widened_model_renders_exactly_what_the_narrow_one_did(bottleneck):
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     (rgb_n, mom_n), (rgb_w, mom_w) = render(narrow, x), render(wide, x)
     assert torch.allclose(rgb_n, rgb_w, atol=1e-5)
-    assert torch.equal(wide.encode(x)[:, :3], narrow.encode(x))
+    # the same weights, but a 1x1 conv with 5 outputs may take another kernel than with 3 (oneDNN blocking)
+    torch.testing.assert_close(wide.encode(x)[:, :3], narrow.encode(x), atol=1e-6, rtol=0)
     if bottleneck == "kl":  # the old log-variances moved behind the new means, new ones are constant
         assert torch.allclose(mom_w[:, 5:8], mom_n[:, 3:], atol=1e-5)
         assert torch.allclose(mom_w[:, 8:], torch.full_like(mom_w[:, 8:], -5.0), atol=1e-5)
