@@ -35,9 +35,9 @@ import torch
 from torch import nn
 
 from .guidance import Cond, concat_cond
+from .sampling import WINDOW_MODES
 
 WindowMode = Literal["overlap", "shifted"]
-WINDOW_MODES = ("overlap", "shifted")
 SHIFT_PRIME = 7919  # shifted mode: the grid origin at timestep t is (t * SHIFT_PRIME) mod window, quantised
 
 
@@ -140,13 +140,14 @@ class JointDenoiser(nn.Module):
 
     def windows_per_step(self, size: tuple[int, int], t: int = 0) -> int:
         """Window evaluations of one call on a canvas of ``size`` (boxes add one per box a window meets)."""
-        return sum(len(self._layers_in(win, size)) for win in plan_windows(size, self.window, self.spec, t))
+        masks = self._masks(size, torch.device("cpu"))
+        return sum(len(self._layers_in(win, masks)) for win in plan_windows(size, self.window, self.spec, t))
 
-    def _layers_in(self, win, size) -> list[int]:
-        """Layers a window meets: 0 is the base condition (outside every box), ``i + 1`` box ``i``."""
+    def _layers_in(self, win, masks: list[torch.Tensor]) -> list[int]:
+        """Layers a window meets (``masks`` from ``_masks``): 0 is the base condition (outside every box),
+        ``i + 1`` box ``i``."""
         if not self.boxes:
             return [0]
-        masks = self._masks(size, torch.device("cpu"))
         top, left, h, w = win
         return [i for i, m in enumerate(masks) if bool(m[top:top + h, left:left + w].any())]
 
@@ -180,7 +181,7 @@ class JointDenoiser(nn.Module):
                 self.on_windows(1)
             return self.model(x, t, cond)
         masks = self._masks((H, W), x.device)
-        items = [(win, layer) for win in wins for layer in self._layers_in(win, (H, W))]
+        items = [(win, layer) for win in wins for layer in self._layers_in(win, masks)]
         conds = {layer: self._layer_cond(layer, cond, B, x.device) for _, layer in items}
         if self.boxes and any(c is not None for c in conds.values()):
             conds = {layer: self._filled(c, conds) for layer, c in conds.items()}

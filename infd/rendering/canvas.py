@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from infd.diffusion.sampling import WINDOW_MODES
 from infd.renderers.windows import FractionalWindow, Region
 
 CANVAS_MODES = ("stretch", "crop", "grow")
-WINDOW_MODES = ("shifted", "overlap")  # infd.diffusion.windows
 
 
 @dataclass(frozen=True)
