@@ -6,6 +6,11 @@ concatenation ``C + 4`` channels out on the query grid, and run a small CNN over
 
     conv3x3(C+4 -> D); num_blocks x [x + conv(act(norm(conv(act(norm(x))))))]; conv3x3(act(norm(x)) -> 3)
 
+With ``lookup: bilinear`` the query takes the bilinear blend of the four field vectors around it
+instead and no relative coordinate (``C + 2`` channels): the CNN's input then varies continuously with
+the query, so no magnification shows the field's cells as flat blocks (the relative coordinate jumps
+from +1/2 to -1/2 where the nearest cell changes, and the nearest vector jumps with it).
+
 Every layer is a 3x3 conv with zero padding, so an output pixel sees ``radius = 2 * num_blocks + 2``
 query pixels on each side and nothing else. The original used GroupNorm over the whole query grid,
 which makes a tile's output depend on the tile; here ``norm`` is either ``none`` or ``layer``
@@ -21,7 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .coords import as_grid
-from .gather import nearest_lookup, relative_cell
+from .gather import bilinear_lookup, nearest_lookup, relative_cell
+
+LOOKUPS = ("nearest", "bilinear")
 
 
 @dataclass
@@ -31,6 +38,16 @@ class CLIFConfig:
     num_blocks: int = 2
     norm: Literal["none", "layer"] = "none"
     out_channels: int = 3
+    lookup: Literal["nearest", "bilinear"] = "nearest"  # nearest + relative coordinate (the paper), or bilinear
+
+    def __post_init__(self):
+        if self.lookup not in LOOKUPS:
+            raise ValueError(f"lookup must be one of {', '.join(LOOKUPS)}, got {self.lookup!r}")
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of the CNN input: the field vector, the relative coordinate (nearest only), the cell."""
+        return self.field_channels + (4 if self.lookup == "nearest" else 2)
 
 
 class PixelNorm(nn.Module):
@@ -68,7 +85,7 @@ class CLIF(nn.Module):
         super().__init__()
         self.config = config
         D = config.hidden
-        self.conv_in = nn.Conv2d(config.field_channels + 4, D, 3, padding=1)
+        self.conv_in = nn.Conv2d(config.in_channels, D, 3, padding=1)
         self.blocks = nn.ModuleList(ResBlock(D, config.norm) for _ in range(config.num_blocks))
         self.norm_out = _norm(config.norm, D)
         self.conv_out = nn.Conv2d(D, config.out_channels, 3, padding=1)
@@ -80,11 +97,18 @@ class CLIF(nn.Module):
         return self.conv_out.weight
 
     def query_features(self, phi, coord, cell) -> torch.Tensor:
-        """The CNN input ``(B, C + 4, H, W)``: ``[phi[k], rel coord, rel cell]`` per query, channels_last in memory."""
+        """The CNN input ``(B, in_channels, H, W)``, channels_last in memory: ``[phi[k], rel coord, rel cell]``
+        per query (nearest), or ``[bilinear phi, rel cell]``."""
         B, _, h, w = phi.shape
-        feat, rel = nearest_lookup(phi, as_grid(coord))  # (B, H, W, C), (B, H, W, 2)
-        rel_cell = relative_cell(cell.to(rel.dtype), rel.shape[:3], h, w)
-        x = torch.cat([feat, rel.to(feat.dtype), rel_cell.to(feat.dtype)], dim=-1)  # (B, H, W, C + 4)
+        coord = as_grid(coord)
+        if self.config.lookup == "bilinear":
+            feat = bilinear_lookup(phi, coord)  # (B, H, W, C)
+            parts = [feat]
+        else:
+            feat, rel = nearest_lookup(phi, coord)  # (B, H, W, C), (B, H, W, 2)
+            parts = [feat, rel.to(feat.dtype)]
+        rel_cell = relative_cell(cell.to(feat.dtype), feat.shape[:3], h, w)
+        x = torch.cat(parts + [rel_cell.to(feat.dtype)], dim=-1)  # (B, H, W, in_channels)
         return x.permute(0, 3, 1, 2)  # NCHW view of NHWC memory = channels_last
 
     def forward(self, phi, coord, cell):

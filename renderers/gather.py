@@ -1,10 +1,14 @@
-"""Nearest field-vector lookup by index, the shared first step of the local renderers.
+"""Field lookups by index, the shared first step of the local renderers: nearest and bilinear.
 
 A field ``phi (B, C, h, w)`` covers [-1, 1]^2 like an h x w image: field cell ``k`` of an axis of
 length ``n`` spans ``[-1 + 2k/n, -1 + 2(k+1)/n)`` with centre ``-1 + (2k + 1)/n``. A query at ``c``
 takes cell ``floor((c + 1) n / 2)`` (clamped to the field). On a regular query grid, given as a
 ``QueryGrid``, the lookup is done per axis (``H + W`` index computations, one gather of the
 features), which is exact and much cheaper than ``grid_sample`` per point.
+
+``bilinear_lookup`` blends the four field vectors around a query by its continuous position between
+their centres (clamped to the edge vectors outside them, like ``grid_sample``'s border padding), so the
+features vary continuously with the query: no step where the nearest cell changes.
 """
 from __future__ import annotations
 
@@ -72,3 +76,41 @@ def relative_cell(cell: torch.Tensor, shape: tuple[int, int, int], h: int, w: in
     if cell.dim() == 2:  # (B, 2): one cell for the whole grid
         return (cell * scale)[:, None, None, :].expand(B, H, W, 2)
     return cell * scale
+
+
+def bilinear_axis(c: torch.Tensor, n: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Bilinear taps of coordinates ``c`` on an axis of ``n`` cells: indices ``i0, i1`` and the weight of ``i1``.
+
+    The continuous index ``t = (c + 1) n / 2 - 1/2`` is 0 at the first centre and ``n - 1`` at the last;
+    ``i0 = floor(t)``, ``i1 = i0 + 1``, both clamped (outside the centres both taps are the edge cell).
+    Computed in float64, so a window's taps equal the same entries of the full axis.
+    """
+    t = (c.double() + 1) * (n / 2) - 0.5
+    i0 = torch.floor(t)
+    frac = (t - i0).to(dtype)
+    i0 = i0.long()
+    return i0.clamp(0, n - 1), (i0 + 1).clamp_(0, n - 1), frac
+
+
+def bilinear_lookup(phi: torch.Tensor, coord: torch.Tensor | QueryGrid) -> torch.Tensor:
+    """Bilinearly interpolated field vectors ``(B, H, W, C)`` at every query.
+
+    Blended along y, then along x, with the taps of ``bilinear_axis``: a ``QueryGrid`` per axis (each
+    row of the field blended once for all columns), dense ``coord (B, H, W, 2)`` per point; both do the
+    same arithmetic, so they agree to the bit.
+    """
+    B, C, h, w = phi.shape
+    if isinstance(coord, QueryGrid):
+        y0, y1, fy = bilinear_axis(coord.ys, h, phi.dtype)  # (B, H)
+        x0, x1, fx = bilinear_axis(coord.xs, w, phi.dtype)  # (B, W)
+        b = torch.arange(B, device=phi.device)[:, None]
+        field = phi.permute(0, 2, 3, 1)  # (B, h, w, C), a view
+        rows = torch.lerp(field[b, y0], field[b, y1], fy[:, :, None, None]).transpose(1, 2)  # (B, w, H, C)
+        out = torch.lerp(rows[b, x0], rows[b, x1], fx[:, :, None, None])  # (B, W, H, C)
+        return out.transpose(1, 2)
+    y0, y1, fy = bilinear_axis(coord[..., 0], h, phi.dtype)  # (B, H, W)
+    x0, x1, fx = bilinear_axis(coord[..., 1], w, phi.dtype)
+    fy = fy[..., None]
+    left = torch.lerp(gather_features(phi, y0, x0), gather_features(phi, y1, x0), fy)
+    right = torch.lerp(gather_features(phi, y0, x1), gather_features(phi, y1, x1), fy)
+    return torch.lerp(left, right, fx[..., None])

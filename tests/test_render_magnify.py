@@ -14,8 +14,8 @@ from infd.renderers import CLIF, CLIFConfig
 from infd.renderers.coords import Region
 
 
-def clif(max_magnification):
-    renderer = CLIF(CLIFConfig(field_channels=8, hidden=16, num_blocks=2)).eval()
+def clif(max_magnification, lookup="nearest"):
+    renderer = CLIF(CLIFConfig(field_channels=8, hidden=16, num_blocks=2, lookup=lookup)).eval()
     renderer.max_magnification = max_magnification
     return renderer
 
@@ -47,16 +47,18 @@ def test_native_size_caps_each_axis_at_the_magnification():
                                         ((32, 40), 7),      # at it
                                         ((97, 300), 16),    # far above it, non-dividing tiles
                                         ((1024, 512), 100)])
-def test_tiled_equals_full_and_the_dense_reference_at_every_magnification(size, tile):
-    renderer, phi = clif(4.0), torch.randn(2, 8, 8, 10)
+@pytest.mark.parametrize("lookup", ["nearest", "bilinear"])
+def test_tiled_equals_full_and_the_dense_reference_at_every_magnification(size, tile, lookup):
+    renderer, phi = clif(4.0, lookup), torch.randn(2, 8, 8, 10)
     full = render(renderer, phi, size, tile=4096)
     assert_same(render(renderer, phi, size, tile=tile), full)
     assert_same(full, dense_reference(renderer, phi, size))
 
 
 @pytest.mark.parametrize("region", [Region(0, 0, 9, 11), Region(4000, 10, 37, 64), Region(8192 - 5, 8192 - 30, 5, 30)])
-def test_window_of_a_huge_image_equals_the_same_pixels_of_the_reference(region):
-    renderer, phi = clif(2.0), torch.randn(1, 8, 6, 5)
+@pytest.mark.parametrize("lookup", ["nearest", "bilinear"])
+def test_window_of_a_huge_image_equals_the_same_pixels_of_the_reference(region, lookup):
+    renderer, phi = clif(2.0, lookup), torch.randn(1, 8, 6, 5)
     size = (8192, 8192)  # 1365x magnification: the reference is the native 12 x 10 render resized
     window = render(renderer, phi, size, region, tile=16)
     rows, cols = region.slices()

@@ -22,6 +22,15 @@ def test_dry_run_prints_the_resolved_paper_config():
     assert config["loss"]["gan_weight"] == 0.75 and config["data"]["patches"]["max_size"] == 1024
 
 
+def test_every_set_applies_whether_repeated_or_listed():
+    proc = run("ae", "--config", "configs/train/ae_cpu.yaml", "--dry-run", "--set", "max_steps=7",
+               "--set", "model.renderer.args.lookup=bilinear", "log_every=3")
+    assert proc.returncode == 0, proc.stderr
+    config = yaml.safe_load(proc.stdout)
+    assert config["max_steps"] == 7 and config["log_every"] == 3
+    assert config["model"]["renderer"]["args"]["lookup"] == "bilinear"
+
+
 def test_bad_config_is_one_line_and_exit_2(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: {chanels: 3}\n")

@@ -22,7 +22,8 @@ from infd.cli import OneLineParser, run_tool
 def parse_args(argv=None):
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", nargs="+", required=True, help="stage-1 train configs; the first is the baseline")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides applied to every config")
+    parser.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                        help="overrides applied to every config (repeatable)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per config (default 10)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
     parser.add_argument("--gan", action="store_true", help="time the GAN terms too (as after gan_start_step)")

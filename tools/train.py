@@ -29,7 +29,8 @@ def parse_args(argv=None):
     parser.add_argument("--help-config", action="store_true",
                         help="print every config key of the stage (type, default, meaning) and exit; docs/config.md")
     parser.add_argument("--run-dir", help="override the config's run_dir")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys, e.g. max_steps=100")
+    parser.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                        help="override config keys, e.g. max_steps=100 (repeatable)")
     parser.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints in the run directory")
     parser.add_argument("--init-from", metavar="WEIGHTS", help="when the run directory has no saved state: start "
                         "from these .safetensors weights (same architecture; optimisers fresh, step from the file)")

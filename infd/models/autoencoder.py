@@ -165,6 +165,8 @@ class NeuralFieldAutoencoder(nn.Module):
     - ``render(phi, coord, cell) -> rgb (B, 3, H, W)``: any grid, any crop.
     """
 
+    PARTS = ("encoder", "quant_conv", "quantize", "post_quant_conv", "decoder", "renderer")  # its submodules
+
     def __init__(self, config: AutoencoderConfig):
         super().__init__()
         self.config = c = config

@@ -55,9 +55,16 @@ class AETrainConfig:
     exact_resume: bool = False  # on resume, replay the data stream up to the saved position
     val_sizes: tuple[int, ...] = (256, 512, 1024)  # output sizes of the reconstruction grids
     num_val_images: int = 4  # held-out photos in each grid (the first of val_data)
+    frozen: tuple[str, ...] = ()  # autoencoder parts kept as loaded, e.g. all but renderer: fine-tune the renderer alone
 
     def __post_init__(self):
         check_loop_config(self)
+        parts = NeuralFieldAutoencoder.PARTS
+        unknown = sorted(set(self.frozen) - set(parts))
+        if unknown:
+            raise ConfigError(f"frozen: unknown part {unknown[0]!r} (choose from {', '.join(parts)})")
+        if set(parts) - {"quantize"} <= set(self.frozen):
+            raise ConfigError("frozen: every part of the autoencoder is frozen, nothing would train")
         if self.model.max_magnification is None and self.data.patches.max_size:
             # The checkpoint records the largest output / field side the patches reach (the renderer's
             # native range); the field has the encoder input's side.
@@ -103,10 +110,13 @@ def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool
     seed_run(config.seed, config.deterministic)
     acc = make_accelerator(config.mixed_precision, config.run_dir, trackers=config.trackers)
     model = NeuralFieldAutoencoder(config.model)
+    for part in config.frozen:
+        if getattr(model, part) is not None:
+            getattr(model, part).requires_grad_(False)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     loss_fn = AutoencoderLoss(config.loss).to(acc.device)
-    opt_g = make_optimizer(model.parameters(), config.optimizer)
+    opt_g = make_optimizer([p for p in model.parameters() if p.requires_grad], config.optimizer)
     opt_d = make_optimizer(loss_fn.discriminator.parameters(), config.disc_optimizer)
     ema = EMA(model, config.ema_decay).to(acc.device) if config.ema_decay > 0 else None
     # The discriminator runs in the generator step and twice in its own step, which DDP's one
