@@ -61,3 +61,25 @@ def test_evaluation_reports_kid_real_views_and_memorisation(shards, tmp_path):  
     assert plain["num_real_images"] == 6 and plain["memorisation"] is None
     with pytest.raises(ValueError, match="--real-views must be"):
         EvalOptions(fid=True, real_views=-1)
+
+
+def test_compared_bundles_are_measured_by_the_same_protocol(shards, tmp_path):  # noqa: F811
+    from infd.eval.report import format_sections
+
+    main, other = tiny_bundle(0), tiny_bundle(1)
+    paths = [save_model(main, tmp_path / "main.safetensors"), save_model(other, tmp_path / "other.safetensors"),
+             save_model(main, tmp_path / "same.safetensors")]
+    options = EvalOptions(sizes=(16,), scales=(2,), fid=True, num_samples=6, fid_sizes=(32,), patch=16,
+                          sampling=SamplingSpec(steps=1), lpips=False, kid_subsets=5)
+    results = evaluate(paths[0], shards["val"], options, train_data=shards["train"], compare=paths[1:],
+                       extractor=TinyExtractor())
+    assert list(results["fid_compare"]) == ["other [clif]", "same [clif]"] and results["fid_label"] == "main [clif]"
+    alone = evaluate_fid(other, shards["train"], options, extractor=TinyExtractor(), heldout=None)
+    compared = results["fid_compare"]["other [clif]"]
+    assert compared["fid"] == pytest.approx(alone["fid"]) and compared["kid"] == pytest.approx(alone["kid"])
+    assert compared["fid"] != pytest.approx(results["fid"]["fid"])  # another prior: other samples
+    same = results["fid_compare"]["same [clif]"]
+    assert same["fid"] == results["fid"]["fid"] and same["memorisation"] == results["fid"]["memorisation"]
+    table = [line for line in format_sections(results) if line.startswith("| FID, whole images")][-1]
+    cells = [c.strip() for c in table.strip("|").split("|")]
+    assert cells[-1] == "1.000" and float(cells[2]) / float(cells[1]) == pytest.approx(1 / float(cells[3]), rel=1e-2)

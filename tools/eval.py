@@ -23,6 +23,8 @@ examples:
   tools/eval.py --checkpoint bundle.safetensors --data val.tar --train-data 'train-{000..099}.tar' \\
       --fid --num-samples 1000 --fid-sizes 1024 2048 --patch 256 --device cuda --out eval_fid/
                                                                + FID and patch-FID of 1000 samples
+  tools/eval.py --checkpoint v2.safetensors --compare v1.safetensors --fid --num-samples 500 ...
+                                                               two bundles, one sample protocol, ratios
   tools/eval.py --checkpoint bundle.safetensors --data val.tar --zoom 2 4 8 16 32 --frame --out eval_zoom/
                                                                + cell-border ratio at 2x-32x, frame figures
 """
@@ -40,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scales", type=float, nargs="+", default=[2.0, 2.7, 3.0, 4.0],
                    help="super-resolution scales > 1 (default 2 2.7 3 4)")
     p.add_argument("--compare", nargs="+", default=[], metavar="CKPT",
-                   help="more autoencoders for the SR table (e.g. one trained with renderer: {name: liif})")
+                   help="more checkpoints: their autoencoders join the SR table (e.g. one trained with renderer: "
+                        "{name: liif}); with --fid, bundles among them get the same sample metrics, side by side")
     p.add_argument("--no-lpips", action="store_true", help="skip LPIPS (no LPIPS weights needed)")
     p.add_argument("--fid", action="store_true", help="FID and patch-FID of samples (latent diffusion bundles)")
     p.add_argument("--train-data", help="shard URLs of the real training photos (the FID reference)")

@@ -51,6 +51,43 @@ def sr_tables(sr: dict) -> list[str]:
     return lines
 
 
+def _sample_metrics(fid: dict) -> list[tuple[str, float | None]]:
+    """``(name, value)`` of every sample metric of one ``evaluate_fid`` result, in table order."""
+    rows = [(f"FID, whole images at {fid['full_size']}", fid["fid"]),
+            (f"KID x 1000, whole images at {fid['full_size']}", None if fid.get("kid") is None else 1000 * fid["kid"])]
+    for size, value in fid["patch_fid"].items():
+        pk = fid.get("patch_kid", {}).get(size)
+        rows += [(f"patch-FID, {fid['patch']} px crops of {size} renders", value),
+                 (f"patch-KID x 1000, {fid['patch']} px crops of {size} renders", None if pk is None else 1000 * pk)]
+    mem = fid.get("memorisation")
+    rows.append(("memorisation ratio (1 = as far from training as held-out photos)", mem["ratio"] if mem else None))
+    return rows
+
+
+def fid_compare_lines(results: dict) -> list[str]:
+    """The main bundle's sample metrics next to each compared bundle's (same seeds, real and held-out
+    features), with the ratio main / other (below 1: the main bundle is better, except memorisation)."""
+    others = results["fid_compare"]
+    main = _sample_metrics(results["fid"])
+    header = f"| metric | {results['fid_label']} |" + "".join(f" {label} | ratio |" for label in others)
+    lines = [f"Same protocol for every bundle: {results['fid']['num_samples']} samples each (seeds "
+             f"{results['fid']['seeds']}), the same real and held-out features; ratio = "
+             f"{results['fid_label']} / the other.", "", header, "|---|---|" + "---|---|" * len(others)]
+
+    def cell(value):
+        return "-" if value is None else f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
+
+    columns = {label: dict(_sample_metrics(fid)) for label, fid in others.items()}
+    for name, value in main:
+        row = f"| {name} | {cell(value)} |"
+        for label in others:
+            other = columns[label].get(name)
+            ratio = value / other if value is not None and other else None
+            row += f" {cell(other)} | {cell(ratio)} |"
+        lines.append(row)
+    return lines + [""]
+
+
 def fid_lines(fid: dict) -> list[str]:
     views = fid.get("real_views", 0)
     real = (f"{fid.get('num_real_images', fid['num_real'])} real views ({views} per photo of {fid['num_real']})"
@@ -145,6 +182,8 @@ def format_sections(results: dict, level: str = "##") -> list[str]:
         lines += sr_tables(results["sr"])
     if "fid" in results:
         lines += [f"{level} FID and patch-FID", ""] + fid_lines(results["fid"])
+    if results.get("fid_compare"):
+        lines += [f"{level} Sample metrics against the compared bundles", ""] + fid_compare_lines(results)
     if "zoom" in results:
         lines += [f"{level} Continuity at every magnification and the frame", ""] + zoom_lines(results["zoom"])
     return lines

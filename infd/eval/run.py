@@ -125,26 +125,36 @@ def seeds_text(seeds: list[int]) -> str:
 
 
 def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldout: list[bytes] | None = None,
-                 heldout_config=None) -> dict:
+                 heldout_config=None, shared: dict | None = None) -> dict:
     """FID, KID and patch-FID / patch-KID of ``options.num_samples`` samples vs real training photos (or
     ``options.real_views`` views of each), the samples' scale consistency (their ``2 full_size`` render
     downsampled vs their ``full_size`` render) and, given ``heldout`` photos, the memorisation ratio
-    (``infd.eval.kid``: whole-image features of samples and held-out photos vs the training set's)."""
+    (``infd.eval.kid``: whole-image features of samples and held-out photos vs the training set's).
+
+    ``shared``: a dict that keeps the extractor and the real and held-out features between calls, so
+    several bundles are measured against the same real sets (``evaluate``'s ``compare``).
+    """
     from ..rendering.engine import render
 
     require_prior(model)
+    shared = {} if shared is None else shared
     S = model.autoencoder.config.input_size
     settings = fid_lib.FIDSettings(options.full_size or S, tuple(options.fid_sizes), options.patch, options.seed)
     if extractor is None:
         from .inception import InceptionFeatures
 
-        extractor = InceptionFeatures(options.inception).to(options.device)
+        if "extractor" not in shared:
+            shared["extractor"] = InceptionFeatures(options.inception).to(options.device)
+        extractor = shared["extractor"]
     real_config = eval_data_config(train_data, S)
-    real_photos = load_photos(real_config, options.num_real)
-    if len(real_photos) < 2:
-        raise ValueError(f"FID needs at least 2 real photos, {train_data} has {len(real_photos)}")
-    real = fid_lib.collect_features(fid_lib.real_batches(real_photos, settings, real_config, options.batch,
-                                                         options.progress, options.real_views), extractor, keep=True)
+    if ("real", settings) not in shared:
+        real_photos = load_photos(real_config, options.num_real)
+        if len(real_photos) < 2:
+            raise ValueError(f"FID needs at least 2 real photos, {train_data} has {len(real_photos)}")
+        shared["real", settings] = real_photos, fid_lib.collect_features(
+            fid_lib.real_batches(real_photos, settings, real_config, options.batch, options.progress,
+                                 options.real_views), extractor, keep=True)
+    real_photos, real = shared["real", settings]
     consistency = []
 
     def on_full(phi, full):  # the full-size render exists already; scale_consistency renders only 2x
@@ -162,8 +172,11 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
                              options.seed) for key in fake if key in real}
     memorisation = None
     if heldout:
-        held = fid_lib.collect_features(fid_lib.real_batches(heldout, settings, heldout_config, options.batch, False,
-                                                             options.real_views), extractor, keep=True)
+        if ("heldout", settings) not in shared:
+            shared["heldout", settings] = fid_lib.collect_features(
+                fid_lib.real_batches(heldout, settings, heldout_config, options.batch, False, options.real_views),
+                extractor, keep=True)
+        held = shared["heldout", settings]
         memorisation = kid_lib.memorisation_ratio(fake[fid_lib.FULL].features, real[fid_lib.FULL].features,
                                                   held[fid_lib.FULL].features)
         memorisation["num_heldout"] = held[fid_lib.FULL].count
@@ -185,7 +198,9 @@ def evaluate(checkpoint: str | Path, data, options: EvalOptions, train_data=None
              extractor=None) -> dict:
     """Evaluate ``checkpoint`` on the held-out photos of ``data`` (shard URLs); see the module doc.
 
-    ``compare``: more autoencoder checkpoints for the super-resolution table (same encoder input size).
+    ``compare``: more checkpoints for the super-resolution table (their autoencoders; same encoder input
+    size) and, with ``options.fid``, the bundles among them measured by the same FID/KID protocol
+    (``results["fid_compare"]``: one entry per bundle, against the same real features).
     ``lpips_net``: the LPIPS network (``None`` with ``options.lpips`` loads it). ``extractor``: the FID
     feature extractor (default: ``inception.InceptionFeatures``).
     """
@@ -201,13 +216,15 @@ def evaluate(checkpoint: str | Path, data, options: EvalOptions, train_data=None
     model, autoencoder = load_autoencoder(checkpoint, options.device)
     if options.fid:
         require_prior(model)
-    others = {}
+    others, other_bundles = {}, {}
     for path in compare:
-        other = load_autoencoder(path, options.device)[1]
+        other_model, other = load_autoencoder(path, options.device)
         label = checkpoint_label(path, other)
         while label in others or label == checkpoint_label(checkpoint, autoencoder):
             label += "'"
         others[label] = other
+        if has_prior(other_model):
+            other_bundles[label] = other_model
     S = autoencoder.config.input_size
     data_config = eval_data_config(data, S)
     photos = load_photos(data_config, options.num_photos)
@@ -222,7 +239,12 @@ def evaluate(checkpoint: str | Path, data, options: EvalOptions, train_data=None
                      options.progress)
     results["sr"] = {f"{scale:g}": row for scale, row in sr.items()}
     if options.fid:
-        results["fid"] = evaluate_fid(model, train_data, options, extractor, photos, data_config)
+        shared: dict = {}
+        results["fid"] = evaluate_fid(model, train_data, options, extractor, photos, data_config, shared)
+        if other_bundles:
+            results["fid_label"] = checkpoint_label(checkpoint, autoencoder)
+            results["fid_compare"] = {label: evaluate_fid(other, train_data, options, extractor, photos, data_config,
+                                                          shared) for label, other in other_bundles.items()}
     if options.zoom or options.frame:
         results["zoom"] = zoom_results(model, options.zoom, options.frame_sizes,
                                        options.frame_samples if options.frame else 0, options.seed,
