@@ -11,7 +11,7 @@ counter of the input carries over (see infd/convert/lookup.py).
 """
 from __future__ import annotations
 
-from infd.cli import OneLineParser, UsageError, refuse_overwrite, run_tool
+from infd.cli import OneLineParser, UsageError, run_tool
 
 
 def main(argv=None) -> int:
@@ -20,16 +20,12 @@ def main(argv=None) -> int:
     parser.add_argument("lookup", choices=["nearest", "bilinear"], help="field lookup of the output's renderer")
     parser.add_argument("dst", help="output .safetensors")
     args = parser.parse_args(argv)
-    from infd.checkpoint import CheckpointError, read_checkpoint, save_model
+    from infd.checkpoint import CheckpointError
     from infd.convert.lookup import switch_lookup
-    from infd.models.autoencoder import load_autoencoder
+    from infd.convert.rewrite import rewrite_autoencoder
 
     try:
-        refuse_overwrite([args.dst], [args.src], what="dst")
-        model = load_autoencoder(args.src)
-        switched = switch_lookup(model, args.lookup)
-        step = read_checkpoint(args.src)[1].get("step", "0")
-        save_model(switched, args.dst, extra={"step": step, "lookup_from": str(args.src)})
+        model, _, step = rewrite_autoencoder(args.src, args.dst, lambda m: switch_lookup(m, args.lookup), "lookup_from")
     except (CheckpointError, UsageError, OSError, ValueError) as err:
         return parser.fail(err)
     print(f"wrote {args.dst}: {model.renderer.config.lookup} -> {args.lookup} lookup (step {step})")

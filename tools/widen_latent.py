@@ -10,7 +10,7 @@ of the input carries over (see infd/convert/widen.py).
 """
 from __future__ import annotations
 
-from infd.cli import OneLineParser, UsageError, refuse_overwrite, run_tool
+from infd.cli import OneLineParser, UsageError, run_tool
 
 
 def main(argv=None) -> int:
@@ -20,16 +20,13 @@ def main(argv=None) -> int:
     parser.add_argument("dst", help="output .safetensors")
     parser.add_argument("--seed", type=int, default=0, help="seed of the new channels' encoder weights")
     args = parser.parse_args(argv)
-    from infd.checkpoint import CheckpointError, read_checkpoint, save_model
+    from infd.checkpoint import CheckpointError
+    from infd.convert.rewrite import rewrite_autoencoder
     from infd.convert.widen import describe, widen_latent
-    from infd.models.autoencoder import load_autoencoder
 
     try:
-        refuse_overwrite([args.dst], [args.src], what="dst")
-        model = load_autoencoder(args.src)
-        wide = widen_latent(model, args.z_channels, seed=args.seed)
-        step = read_checkpoint(args.src)[1].get("step", "0")
-        save_model(wide, args.dst, extra={"step": step, "widened_from": str(args.src)})
+        model, wide, step = rewrite_autoencoder(args.src, args.dst, lambda m: widen_latent(m, args.z_channels,
+                                                                                         seed=args.seed), "widened_from")
     except (CheckpointError, UsageError, OSError, ValueError) as err:
         return parser.fail(err)
     print(f"wrote {args.dst}: {describe(model)} -> {describe(wide)} (step {step})")
