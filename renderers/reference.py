@@ -19,6 +19,8 @@ from .coords import dense_coord
 
 class ReferenceCLIF(CLIF):
     def __init__(self, config: CLIFConfig, group_norm: bool = True):
+        if config.lookup != "nearest":
+            raise ValueError(f"the reference CLIF is the paper's nearest lookup, not {config.lookup!r}")
         super().__init__(config)
         if group_norm:
             D = config.hidden

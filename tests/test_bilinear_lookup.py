@@ -137,3 +137,10 @@ def test_frozen_parts_stay_as_loaded_and_the_renderer_trains(shards, tmp_path):
         replace(config, frozen=("encoders",))
     with pytest.raises(ConfigError, match="every part of the autoencoder is frozen"):
         replace(config, frozen=("encoder", "quant_conv", "post_quant_conv", "decoder", "renderer"))
+
+
+def test_the_reference_clif_is_only_the_nearest_lookup():
+    from infd.renderers.reference import ReferenceCLIF
+
+    with pytest.raises(ValueError, match="nearest lookup, not 'bilinear'"):
+        ReferenceCLIF(CLIFConfig(field_channels=8, hidden=32, lookup="bilinear"))
