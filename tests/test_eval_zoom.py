@@ -173,3 +173,22 @@ def test_eval_zoom_options_are_checked(tmp_path, capsys, args, message):
                                   "--out", str(tmp_path / "out")])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and message in lines[0] and not (tmp_path / "out").exists()
+
+
+def test_cell_phase_contrast_sees_a_texture_at_the_cell_period_that_the_border_ratio_misses():
+    cells, pixels = 16, 256  # 16 px a cell
+    x = torch.arange(pixels, dtype=torch.float64)
+    smooth = x / 200  # a ramp: no cell structure
+    periodic = smooth + 0.2 * torch.cos(2 * math.pi * (x + 0.5) / 16)  # a ripple at the cell period
+    as_image = lambda row: row.float().expand(1, 3, pixels, pixels).clone()  # noqa: E731 - varies along x
+    ratio = zoom.cell_border_ratio(as_image(periodic), cells, (pixels, pixels)).horizontal
+    assert ratio < 1.3  # the ripple is flat at the borders: the ratio alone calls it continuous
+    assert zoom.cell_phase_contrast(as_image(periodic), cells, (pixels, pixels)).horizontal > 3
+    assert zoom.cell_phase_contrast(as_image(smooth), cells, (pixels, pixels)).horizontal < 1.3
+    blocks = as_image(torch.repeat_interleave(torch.rand(cells, dtype=torch.float64), 16))
+    assert zoom.cell_phase_contrast(blocks, cells, (pixels, pixels)).horizontal == math.inf  # steps only at borders
+    assert math.isnan(zoom.cell_phase_contrast(as_image(smooth)[..., :16, :16], cells, (16, 16)).vertical)  # 1 px a cell
+    window = Region(40, 40, 128, 128)  # a window: phases from the virtual image's own pixel positions
+    rows, cols = window.slices()
+    cropped = as_image(periodic)[..., rows, cols]
+    assert zoom.cell_phase_contrast(cropped, cells, (pixels, pixels), window).horizontal > 3

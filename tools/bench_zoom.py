@@ -3,7 +3,9 @@
 
 Prints one table: per magnification m (virtual image = m x the field), the centred window rendered,
 the cell-border ratio (mean |neighbour difference| across field-cell borders / inside cells; 1.0 = no
-visible cell structure; n/a at 1x, where every pair crosses a border), the window's render time, MP/s
+visible cell structure; n/a at 1x, where every pair crosses a border), the cell-phase contrast (the
+largest / smallest mean |neighbour difference| over 8 positions in the cell: 1.0 when nothing repeats at
+the cell period, which the ratio alone misses), the window's render time, MP/s
 and its cost relative to a full 1024x1024 render timed right after it (interleaved pairs); then the
 frame figures (d01: outermost ring vs the next, d12: the next two rings; no frame when d01 <= d12).
 Definitions: ``infd.eval.zoom``, which does the work.
@@ -69,12 +71,13 @@ def fmt(value: float) -> str:
 
 
 def print_zoom(rows) -> None:
-    header = ("magnification", "virtual", "window", "ratio_h", "ratio_v", "ratio", "seconds", "MP/s",
+    header = ("magnification", "virtual", "window", "ratio_h", "ratio_v", "ratio", "phase", "seconds", "MP/s",
               "cost_vs_full_1024")
     print("  ".join(f"{h:>13}" for h in header))
     for row in rows:
         cells = (f"{row.magnification}x", f"{row.size[1]}x{row.size[0]}", f"{row.window.width}x{row.window.height}",
-                 fmt(row.ratio.horizontal), fmt(row.ratio.vertical), fmt(row.ratio.mean), f"{row.seconds:.3f}",
+                 fmt(row.ratio.horizontal), fmt(row.ratio.vertical), fmt(row.ratio.mean), fmt(row.phase.mean),
+                 f"{row.seconds:.3f}",
                  f"{row.megapixels_per_second:.3f}", f"{row.cost_vs_reference:.3f}")
         print("  ".join(f"{c:>13}" for c in cells), flush=True)
     print(f"cost_vs_full_1024={rows[-1].cost_vs_reference:.3f} (a {rows[-1].window.width}x"

@@ -125,14 +125,15 @@ def zoom_lines(zoom: dict) -> list[str]:
     lines = [f"Latents: seed {zoom['seed']} ({zoom['sampler']}, {zoom['steps']} steps, for a model with a prior; "
              "N(0, I) otherwise). Cell-border ratio: mean |neighbour difference| across field-cell borders / "
              "inside cells, in a centred window (1.0: no visible cell structure; n/a at 1x, where every pair "
-             "crosses a border).", ""]
+             "crosses a border). Cell-phase contrast: the largest / smallest mean |neighbour difference| over 8 "
+             "positions in the cell (1.0: nothing repeats at the cell period; n/a below 2 px a cell).", ""]
     if zoom["ratio"]:
-        lines += ["| magnification | virtual size | window | horizontal | vertical | mean |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["| magnification | virtual size | window | horizontal | vertical | mean | cell-phase contrast |",
+                  "|---|---|---|---|---|---|---|"]
         for m, row in zoom["ratio"].items():
             (H, W), (h, w) = row["size"], row["window"]
             lines.append(f"| {m}x | {W}x{H} | {w}x{h} | {_ratio(row['horizontal'])} | {_ratio(row['vertical'])} | "
-                         f"{_ratio(row['mean'])} |")
+                         f"{_ratio(row['mean'])} | {_ratio(row.get('phase', math.nan))} |")
         lines.append("")
     if zoom["frame"]:
         lines += [f"Frame: {zoom['frame_samples']} samples (seeds from {zoom['seed']}); d01 / d12: mean |colour "

@@ -14,6 +14,14 @@ border is no steeper than the rest (no visible cell structure); a renderer that 
 per cell gives ``inf``. At 1x every pair crosses a border, so the ratio is ``nan`` (there is nothing to
 compare with; issue 13's table writes 1.00 there by convention); so is a window with no crossing.
 
+**Cell-phase contrast.** The ratio compares border pairs with all others, so a texture repeating at
+the cell period but peaking elsewhere in the cell (a renderer whose input has kinks at the cell centres)
+can score <= 1 and still show. ``cell_phase_contrast`` bins every neighbour pair by where it lies in
+its cell (the pair's boundary at ``(j + 1) w / W`` cells, fractional part, in ``bins`` equal phases, 8
+or the pixels a cell spans if fewer) and
+returns the largest phase's mean |difference| over the smallest's, per axis (mean of both in
+``BorderRatio.mean``): 1.0 when the image does not know where the cells are; ``nan`` below 2 px a cell.
+
 **Frame.** ``frame_rings``: ring ``k`` of ``r`` px is the pixels whose distance to the nearest image
 edge is in ``[k r, (k + 1) r)``; each ring has four sides (top and bottom span the ring's full width,
 left and right the rows between). ``d01`` is the mean over samples, sides and channels of
@@ -100,6 +108,36 @@ def cell_border_ratio(rgb: torch.Tensor, field_shape: int | tuple[int, int], siz
     return BorderRatio(_axis_ratio(dx.cpu(), cols[1:] != cols[:-1]), _axis_ratio(dy.cpu(), rows[1:] != rows[:-1]))
 
 
+def _phase_contrast(diff: torch.Tensor, start: int, pixels: int, cells: int, bins: int) -> float:
+    """Largest / smallest mean of ``diff (n - 1,)`` over the cell phases of pairs ``start + j, start + j + 1``."""
+    bins = min(bins, pixels // cells)  # no more phases than pixels in a cell
+    if bins < 2 or diff.numel() < 2 * bins:
+        return math.nan
+    j = torch.arange(start + 1, start + 1 + diff.numel(), dtype=torch.float64)  # the pair's boundary, in pixels
+    phase = torch.remainder(j * cells / pixels, 1.0)
+    b = torch.clamp((phase * bins).long(), max=bins - 1)
+    sums = torch.zeros(bins, dtype=torch.float64).index_add_(0, b, diff)
+    counts = torch.zeros(bins, dtype=torch.float64).index_add_(0, b, torch.ones_like(diff))
+    if (counts == 0).any():
+        return math.nan
+    means = sums / counts
+    return (means.max() / means.min()).item() if means.min() > 0 else math.inf
+
+
+def cell_phase_contrast(rgb: torch.Tensor, field_shape: int | tuple[int, int], size: tuple[int, int],
+                        region: Region | None = None, bins: int = 8) -> BorderRatio:
+    """The cell-phase contrast (module doc) of a rendered window, same arguments as ``cell_border_ratio``."""
+    h, w = (field_shape, field_shape) if isinstance(field_shape, int) else field_shape
+    H, W = size
+    region = Region(0, 0, H, W) if region is None else region.check_inside((H, W))
+    if region.grid is not None or tuple(rgb.shape[-2:]) != (region.height, region.width):
+        raise ValueError("cell_phase_contrast takes the pixels of a pixel region of the virtual image")
+    rgb = rgb.double()
+    dx = (rgb[..., :, 1:] - rgb[..., :, :-1]).abs().mean(dim=(0, 1, 2)).cpu()
+    dy = (rgb[..., 1:, :] - rgb[..., :-1, :]).abs().mean(dim=(0, 1, 3)).cpu()
+    return BorderRatio(_phase_contrast(dx, region.left, W, w, bins), _phase_contrast(dy, region.top, H, h, bins))
+
+
 def time_render(renderer, phi: torch.Tensor, size: tuple[int, int], region: Region | None = None,
                 repeats: int = 1, tile: int | None = None) -> tuple[torch.Tensor, float]:
     """``(rgb (B, 3, h, w) on the CPU, seconds)``: ``engine.render`` of the window, fastest of ``repeats``.
@@ -125,6 +163,7 @@ class ZoomWindow:
     seconds: float  # fastest of the repeats
     num_images: int
     cost_vs_reference: float = math.nan  # median over repeats of window time / reference render time
+    phase: BorderRatio = BorderRatio(math.nan, math.nan)  # cell-phase contrast
 
     @property
     def megapixels_per_second(self) -> float:
@@ -169,7 +208,7 @@ def zoom_windows(model, z: torch.Tensor, magnifications, window_px: int = 1024, 
                 ratios.append(seconds / time_render(renderer, phi, reference_size, tile=tile)[1])
         cost = statistics.median(ratios) if ratios else math.nan
         rows.append(ZoomWindow(int(m), size, window, cell_border_ratio(rgb, (h, w), size, window), min(times),
-                               phi.shape[0], cost))
+                               phi.shape[0], cost, cell_phase_contrast(rgb, (h, w), size, window)))
     return rows
 
 
@@ -224,7 +263,7 @@ def zoom_results(model, magnifications, frame_sizes, frame_samples: int, seed: i
             results["ratio"][str(row.magnification)] = {
                 "size": list(row.size), "window": [row.window.height, row.window.width],
                 "horizontal": row.ratio.horizontal, "vertical": row.ratio.vertical, "mean": row.ratio.mean,
-                "seconds": row.seconds}
+                "phase": row.phase.mean, "seconds": row.seconds}
     if frame_samples:
         seeds = list(range(seed, seed + frame_samples))
         for size, (d01, d12) in frame_figures(model, seeds, frame_sizes, spec, batch=batch).items():
