@@ -184,3 +184,29 @@ def test_the_bundle_samples_canvases_and_counts_its_windows():
         assert sum(calls) == bundle.joint_windows_total((8, 16), spec, WindowSpec(mode=mode), boxes)
     with pytest.raises(ValueError, match="not in 0..3"):
         bundle.sample_latents(torch.zeros(1, 3, 8, 16), spec, boxes=(LabelBox(0, 0, 8, 8, 7),))
+
+
+class WindowMean(torch.nn.Module):
+    """A stand-in backbone whose prediction is constant per window (the window's mean input): the average
+    of such windows has a step wherever a window starts or ends, unless the blend fades them in."""
+
+    def forward(self, x, t, cond=None):
+        return x.mean(dim=(1, 2, 3), keepdim=True).expand_as(x)
+
+
+def test_tent_blend_fades_windows_in_and_keeps_what_one_window_covers():
+    from infd.diffusion.windows import tent_weights
+
+    x = torch.randn(1, 2, 8, 40, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([5])
+    jumps = {}
+    for blend in ("uniform", "tent"):
+        out = JointDenoiser(WindowMean(), (8, 8), WindowSpec(mode="overlap", stride=4, blend=blend))(x, t)
+        jumps[blend] = out[0, 0, 0].diff().abs().max().item()
+        torch.testing.assert_close(out[..., :4], WindowMean()(x[..., :8], t)[..., :4])  # one window there: its own
+    assert jumps["tent"] < 0.5 * jumps["uniform"], jumps
+    assert tent_weights(0, 8, 40).tolist() == [4, 4, 4, 4, 4, 3, 2, 1]  # flat towards the canvas edge
+    assert tent_weights(4, 8, 40).tolist() == [1, 2, 3, 4, 4, 3, 2, 1]
+    assert tent_weights(0, 8, 8).tolist() == [4] * 8  # a window spanning the axis: flat
+    with pytest.raises(ValueError, match="window blend must be uniform or tent"):
+        WindowSpec(blend="gauss")

@@ -65,9 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the output's aspect, sampled jointly in windows of the trained size)")
     g.add_argument("--canvas-scale", type=float, default=1.0,
                    help="grow: shorter latent side / the trained latent side (default 1; 2 = 4x the content)")
-    g.add_argument("--window-mode", default="shifted",
-                   help="grow: shifted (default; non-overlapping windows moved every step, ~1x cost, UNet "
-                        "priors) or overlap (fixed windows every --window-stride, averaged)")
+    g.add_argument("--window-mode", default="overlap",
+                   help="grow: overlap (default; fixed windows every --window-stride, tent-weighted average) or "
+                        "shifted (non-overlapping windows moved every step, UNet priors)")
     g.add_argument("--window-stride", type=int,
                    help="grow, overlap windows: latent positions between windows (default half a window)")
     g.add_argument("--window-batch", type=int, default=8, help="grow: windows per backbone call (default 8)")

@@ -114,8 +114,8 @@ class LatentDiffusion(nn.Module):
 
     def resolve_windows(self, windows: WindowSpec | None) -> WindowSpec:
         """``windows`` (default ``WindowSpec()``) with the backbone's multiple for shifted windows."""
-        if windows is None:  # shifted where the backbone takes smaller crops, else overlapping windows
-            windows = WindowSpec(mode="shifted" if self.window_multiple() is not None else "overlap")
+        if windows is None:  # overlapping windows, tent-blended: the fewest seams (tools/bench_canvas.py)
+            windows = WindowSpec()
         if windows.mode != "shifted":
             return windows
         multiple = self.window_multiple()

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 SAMPLER_NAMES = ("ddpm", "ddim", "dpmpp_2m")  # infd.diffusion.samplers.SAMPLERS holds sample_<name> for each
-WINDOW_MODES = ("shifted", "overlap")  # infd.diffusion.windows: how a canvas larger than one latent is covered
+WINDOW_MODES = ("overlap", "shifted")  # infd.diffusion.windows: how a canvas larger than one latent is covered
 
 
 class SamplingError(ValueError):

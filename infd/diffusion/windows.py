@@ -13,7 +13,10 @@ Two window plans (``WindowSpec.mode``):
 
 - ``overlap``: fixed windows every ``stride`` positions (the last one flush with the canvas edge). With
   ``stride < window`` neighbours share positions; the cost per position grows to about
-  ``(window / stride)^2``.
+  ``(window / stride)^2``. ``blend``: ``uniform`` is MultiDiffusion's plain average; ``tent`` (default)
+  weights each window's prediction by a tent, ``min(i + 1, size - i)`` along each axis (flat on a side
+  where the window meets the canvas edge, which no other window covers), so a window's contribution fades in
+  instead of starting with a step where its edge lies: a backbone's predictions are worst at its edges.
 - ``shifted``: a grid of non-overlapping windows whose origin moves at every timestep (the offset
   is a fixed function of ``t``), so no window border stays in one place and no position is computed
   twice; the windows cut by the canvas edge are smaller than the trained size, which a convolutional
@@ -49,8 +52,9 @@ class WindowSpec:
 
     stride: int | None = None
     batch: int = 8
-    mode: WindowMode = "shifted"
+    mode: WindowMode = "overlap"
     multiple: int = 1
+    blend: Literal["uniform", "tent"] = "tent"  # overlap mode: how overlapping predictions are weighted
 
     def __post_init__(self):
         if self.mode not in WINDOW_MODES:
@@ -61,6 +65,8 @@ class WindowSpec:
             raise ValueError(f"window batch must be at least 1, got {self.batch}")
         if self.multiple < 1:
             raise ValueError(f"window multiple must be at least 1, got {self.multiple}")
+        if self.blend not in ("uniform", "tent"):
+            raise ValueError(f"window blend must be uniform or tent, got {self.blend!r}")
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,17 @@ def shifted_spans(length: int, window: int, offset: int) -> list[tuple[int, int]
         spans.append((lo, hi - lo))
         start += window
     return spans
+
+
+def tent_weights(start: int, size: int, length: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Weights ``(size,)`` of a window ``[start, start + size)`` of an axis of ``length``: ``min(i + 1,
+    size - i)`` (a tent, positive everywhere), held at its peak ``ceil(size / 2)`` on a side that touches
+    the axis end (no other window covers the positions there)."""
+    i = torch.arange(size, device=device, dtype=dtype)
+    peak = torch.full_like(i, float((size + 1) // 2))
+    rise = i + 1 if start > 0 else peak
+    fall = size - i if start + size < length else peak
+    return torch.minimum(torch.minimum(rise, fall), peak)
 
 
 def plan_windows(size: tuple[int, int], window: tuple[int, int], spec: WindowSpec,
@@ -200,9 +217,12 @@ class JointDenoiser(nn.Module):
                     outputs[i] = part
                 if self.on_windows is not None:
                     self.on_windows(len(chunk))
+        tent = self.spec.mode == "overlap" and self.spec.blend == "tent"
         for (win, layer), out in zip(items, outputs):  # summed in plan order, whatever the batching
             top, left, h, w = win
             m = masks[layer][top:top + h, left:left + w].to(x.dtype)
+            if tent:
+                m = m * (tent_weights(top, h, H, x.device, x.dtype)[:, None] * tent_weights(left, w, W, x.device, x.dtype))
             total[..., top:top + h, left:left + w] += out * m
             weight[..., top:top + h, left:left + w] += m
         return total / weight

@@ -31,7 +31,7 @@ class CanvasSpec:
 
     mode: str = "stretch"
     scale: float = 1.0
-    window_mode: str = "shifted"
+    window_mode: str = "overlap"
     window_stride: int | None = None
     window_batch: int = 8
     labels: tuple[tuple[FractionalWindow, int | None], ...] = ()

@@ -127,7 +127,7 @@ def make_request(*, size: str, out: str, seed: str = "0", num: int | None = None
                  cfg_scale: float = 1.0, class_label: int | None = None,
                  checkpoint: str | None = None, max_magnification: float | None = None,
                  compression: str | None = None, canvas: str = "stretch", canvas_scale: float = 1.0,
-                 window_mode: str = "shifted", window_stride: int | None = None, window_batch: int = 8,
+                 window_mode: str = "overlap", window_stride: int | None = None, window_batch: int = 8,
                  labels: str | None = None) -> RenderRequest:
     """Parse and check everything that can be checked without the model; ``RequestError`` otherwise (or its
     base ``UsageError`` from the shared parsers of ``infd.cli``)."""
