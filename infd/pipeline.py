@@ -167,7 +167,7 @@ class Pipeline:
         return self.render(self.encode(image), height=height, width=width, output=output)
 
     def inpaint(self, image: ImageLike, mask: ImageLike, *, seed: int = 0, steps: int = 50,
-                sampler: str = "ddim", condition_scale: float = 100.0, keep_known: bool = True,
+                sampler: str = "ddim", condition_scale: float | None = None, keep_known: bool = True,
                 output: str = "pil", progress: bool = False):
         """Fill the white pixels of ``mask`` (white / 1 / True = fill, black = keep) in ``image``'s centred
         square, by sampling the prior under guidance towards the kept pixels (``infd.inverse.guided``).

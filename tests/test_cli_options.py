@@ -33,7 +33,7 @@ def test_render_guidance_is_a_deprecated_alias_of_cfg_scale(render_tool, capsys)
 def test_inverse_guidance_scale_is_a_deprecated_alias_of_condition_scale(inverse_tool, capsys):
     parser = inverse_tool.build_parser()
     args = parser.parse_args(["--layout", "x.yaml"])
-    assert (args.condition_scale, args.cfg_scale, args.sampler) == (100.0, 1.0, "ddim")
+    assert (args.condition_scale, args.cfg_scale, args.sampler) == (None, 1.0, "ddim")  # None: per term kind
     assert capsys.readouterr().err == ""
     assert parser.parse_args(["--layout", "x.yaml", "--guidance-scale", "7"]).condition_scale == 7.0
     assert capsys.readouterr().err == "inverse.py: note: --guidance-scale is deprecated, use --condition-scale\n"

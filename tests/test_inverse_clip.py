@@ -75,7 +75,7 @@ def test_guided_sampling_follows_each_prompt_in_its_box(clip):
                                  ClipText("sky", sky, (32, 32), clip, "a blue sky")])
     seeds = [0, 1, 2]
     plain = solve_guided(bundle, conditions, seeds, SamplingSpec(steps=10), condition_scale=0.0)
-    guided = solve_guided(bundle, conditions, seeds, SamplingSpec(steps=10), condition_scale=30.0)
+    guided = solve_guided(bundle, conditions, seeds, SamplingSpec(steps=10), condition_scale=1e5)  # the random tiny model needs a long step
     with torch.no_grad():
         for term in conditions:
             before = term.similarity(term.render(bundle.renderer, plain.phi))

@@ -90,7 +90,7 @@ def test_pixel_guidance_during_sampling_moves_towards_the_photo(bundle):
     low = load_photo(16)
     conditions = ConditionTerms([Pixels("photo", FractionalWindow.full(), low)])
     plain = solve_guided(bundle, conditions, [0, 1], SamplingSpec(steps=8), condition_scale=0.0)
-    guided = solve_guided(bundle, conditions, [0, 1], SamplingSpec(steps=8), condition_scale=500.0)
+    guided = solve_guided(bundle, conditions, [0, 1], SamplingSpec(steps=8), condition_scale=1e6)  # the random tiny model needs a long step
     assert (guided.losses["photo"] < plain.losses["photo"] - 2e-3).all(), (plain.losses, guided.losses)
     with torch.no_grad():
         check = render_region(bundle.renderer, guided.phi, (16, 16))
@@ -118,3 +118,18 @@ def test_residual_field_upsampled_super_resolution_is_smooth_at_4x():
     # the residual varies smoothly: neighbouring field cells differ much less than the residual itself
     step = (delta[..., 1:, :] - delta[..., :-1, :]).abs().mean()
     assert step < 0.5 * delta.abs().mean()
+
+
+def test_without_a_condition_scale_each_term_kind_takes_its_measured_default(bundle):
+    low = load_photo(16)
+    known = torch.ones(1, 16, 16)
+    known[:, 4:12, 4:12] = 0
+    terms = [Pixels("sr", FractionalWindow.full(), low), MaskedPixels("fill", FractionalWindow.full(), low, known)]
+    conditions = ConditionTerms(terms)
+    losses = {"sr": torch.tensor([0.5]), "fill": torch.tensor([0.25])}
+    assert Pixels.default_scale == 10000 and MaskedPixels.default_scale == 3000
+    assert conditions.total(losses, scaled=True).item() == 10000 * 0.5 + 3000 * 0.25
+    single = ConditionTerms(terms[:1])
+    default = solve_guided(bundle, single, [0], SamplingSpec(steps=4), condition_scale=None)
+    explicit = solve_guided(bundle, single, [0], SamplingSpec(steps=4), condition_scale=Pixels.default_scale)
+    torch.testing.assert_close(default.z, explicit.z, atol=1e-5, rtol=1e-4)

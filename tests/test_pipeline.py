@@ -103,7 +103,7 @@ def test_inpaint_keeps_the_known_pixels_and_pulls_towards_them(pipe, photo):
     np.testing.assert_array_equal(kept[known], np.asarray(small)[known])
     target = torch.from_numpy(np.array(small)).float() / 255
     errors = []
-    for scale in (0.0, 2000.0):
+    for scale in (0.0, 1e6):  # unguided, and a step long enough for the random tiny model
         raw = pipe.inpaint(small, mask, steps=6, condition_scale=scale, keep_known=False, output="tensor")[0]
         errors.append(float((raw.permute(1, 2, 0) - target)[torch.from_numpy(known)].pow(2).mean()))
     assert errors[1] < errors[0] - 2e-3, errors

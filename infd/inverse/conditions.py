@@ -34,6 +34,7 @@ class Term:
     """A condition on ``box`` rendered at ``resolution``; subclasses define ``loss``."""
 
     kind = "term"
+    default_scale = 1.0  # guided solver: the condition scale s of this kind unless one is given for all
 
     def __init__(self, name: str, box: FractionalWindow, resolution: tuple[int, int], weight: float = 1.0):
         self.name, self.box, self.weight = name, box, float(weight)
@@ -57,6 +58,7 @@ class ClipText(Term):
     """CLIP cosine distance of the rendered box to ``prompt``; ``cutouts`` random crops per call."""
 
     kind = "clip_text"
+    default_scale = 1000.0  # not measured (no CLIP weights offline): the order of the pixel terms'
 
     def __init__(self, name: str, box: FractionalWindow, resolution: tuple[int, int], clip: ClipAdapter,
                  prompt: str, weight: float = 1.0, cutouts: int = 0, seed: int = 0):
@@ -78,6 +80,7 @@ class Pixels(Term):
     """Mean squared error to ``target (3, h, w)`` in [-1, 1] when the box is rendered at ``(h, w)``."""
 
     kind = "pixels"
+    default_scale = 10000.0  # tools/sweep_inverse.py: best PSNR vs the photo for 4x super-resolution
 
     def __init__(self, name: str, box: FractionalWindow, target: torch.Tensor, weight: float = 1.0):
         if target.ndim != 3 or target.shape[0] != 3:
@@ -93,6 +96,7 @@ class MaskedPixels(Pixels):
     """Squared error on the known pixels ``known (1, h, w)`` (1 = keep) only, averaged over them."""
 
     kind = "masked_pixels"
+    default_scale = 3000.0  # tools/sweep_inverse.py: known pixels 18.4 dB (unguided 9.9), hole as good
 
     def __init__(self, name: str, box: FractionalWindow, target: torch.Tensor, known: torch.Tensor,
                  weight: float = 1.0):
@@ -136,9 +140,10 @@ class ConditionTerms:
         """Each term's loss ``(B,)`` for the field ``phi (B, C, h, w)``."""
         return {t.name: t.loss(t.render(renderer, phi)) for t in self.terms}
 
-    def total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
-        """``sum_k w_k L_k``, shape ``(B,)``."""
-        return sum(t.weight * losses[t.name] for t in self.terms)
+    def total(self, losses: dict[str, torch.Tensor], scaled: bool = False) -> torch.Tensor:
+        """``sum_k w_k L_k``, shape ``(B,)``; ``scaled``: ``sum_k s_k w_k L_k`` with each term kind's
+        ``default_scale`` (the guided solver without one condition scale for all)."""
+        return sum((t.default_scale if scaled else 1.0) * t.weight * losses[t.name] for t in self.terms)
 
 
 def load_image(path: Path, size: tuple[int, int] | None = None) -> torch.Tensor:

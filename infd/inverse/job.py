@@ -42,7 +42,7 @@ class InverseRequest:
     sampling: SamplingSpec = SamplingSpec()  # guided: the guided sampler run; optimize: the sample it starts from
     optimize_steps: int | None = None  # optimize: Adam steps (guided: None, its steps are sampling.steps)
     seed: int = 0
-    condition_scale: float = 100.0  # guided: s, the scale of the conditions' gradient (not the cfg scale)
+    condition_scale: float | None = None  # guided: s for every term (None: each kind's default_scale)
     lr: float = 0.05
     prior: str = "gaussian"
     prior_weight: float = 1e-3
@@ -68,7 +68,7 @@ def preview_size(size: tuple[int, int], limit: int = PREVIEW_PX) -> tuple[int, i
 def make_inverse_request(*, layout: str, size: str, out: str, also_sizes: str | None = None,
                          solver: str = "guided", steps: int = 50, optimize_steps: int = 200, seed: int = 0,
                          sampler: str = "ddim", cfg_scale: float = 1.0, class_label: int | None = None,
-                         condition_scale: float = 100.0, lr: float = 0.05, prior: str = "gaussian",
+                         condition_scale: float | None = None, lr: float = 0.05, prior: str = "gaussian",
                          prior_weight: float = 1e-3, optimize_field: bool = False, field_lr: float = 0.05,
                          device: str = "auto") -> InverseRequest:
     """Parse and check a request without loading a model; ``InverseError`` (one line) if it is invalid.
@@ -90,7 +90,7 @@ def make_inverse_request(*, layout: str, size: str, out: str, also_sizes: str | 
         raise InverseError(f"--prior must be one of {', '.join(PRIORS)}, got '{prior}'")
     if steps < 1 or optimize_steps < 1:
         raise InverseError(f"--steps and --optimize-steps must be at least 1, got {steps} and {optimize_steps}")
-    for name, value in (("--condition-scale", condition_scale), ("--lr", lr), ("--prior-weight", prior_weight),
+    for name, value in (("--condition-scale", 0.0 if condition_scale is None else condition_scale), ("--lr", lr), ("--prior-weight", prior_weight),
                         ("--field-lr", field_lr)):
         if not (math.isfinite(value) and value >= 0):
             raise InverseError(f"{name} must be a number >= 0, got {value}")
