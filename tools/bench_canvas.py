@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--areas", type=int, nargs="+", default=[1, 4, 16],
                    help="canvas areas in trained latents, square numbers (default 1 4 16)")
     p.add_argument("--modes", nargs="+", default=list(MODES), help="window modes (default shifted overlap)")
-    p.add_argument("--window-stride", type=int, help="overlap windows' stride (default half a window)")
+    p.add_argument("--window-stride", type=int, help="overlap windows' stride (default three quarters of a window)")
     p.add_argument("--window-batch", type=int, default=8, help="windows per backbone call (default 8)")
     p.add_argument("--steps", type=int, default=10, help="sampler steps (default 10)")
     add_sampler_arguments(p)

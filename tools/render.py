@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="grow: overlap (default; fixed windows every --window-stride, tent-weighted average) or "
                         "shifted (non-overlapping windows moved every step, UNet priors)")
     g.add_argument("--window-stride", type=int,
-                   help="grow, overlap windows: latent positions between windows (default half a window)")
+                   help="grow, overlap windows: latent positions between windows (default three quarters of a window)")
     g.add_argument("--window-batch", type=int, default=8, help="grow: windows per backbone call (default 8)")
     g.add_argument("--labels", help="grow: a layout file of class_label boxes (a class per region of the "
                                     "canvas; see infd/inverse/layout.py)")

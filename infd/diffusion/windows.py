@@ -46,7 +46,7 @@ SHIFT_PRIME = 7919  # shifted mode: the grid origin at timestep t is (t * SHIFT_
 
 @dataclass(frozen=True)
 class WindowSpec:
-    """How a canvas is covered: ``stride`` (overlap mode; ``None``: half the window), ``batch`` windows per
+    """How a canvas is covered: ``stride`` (overlap mode; ``None``: three quarters of the window), ``batch`` windows per
     backbone call (results do not depend on it), ``mode`` and ``multiple`` (shifted mode: window sides
     and offsets are multiples of it, the backbone's downsampling factor)."""
 
@@ -126,8 +126,8 @@ def plan_windows(size: tuple[int, int], window: tuple[int, int], spec: WindowSpe
     predictions are summed; fixed, so the result does not depend on how windows are batched)."""
     (H, W), (h, w) = size, window
     if spec.mode == "overlap":
-        rows = [(s, h) for s in window_starts(H, h, spec.stride or max(h // 2, 1))]
-        cols = [(s, w) for s in window_starts(W, w, spec.stride or max(w // 2, 1))]
+        rows = [(s, h) for s in window_starts(H, h, spec.stride or max(3 * h // 4, 1))]
+        cols = [(s, w) for s in window_starts(W, w, spec.stride or max(3 * w // 4, 1))]
     else:
         if t is None:
             raise ValueError("shifted windows need the timestep")
