@@ -24,7 +24,7 @@ from ..diffusion.windows import WindowSpec, plan_windows, window_starts
 from ..models.tiled_decode import decode_canvas
 from ..rendering.engine import prepare_renderer, render
 from ..rendering.sampling import sample_latents
-from .zoom import BorderRatio, _axis_ratio, field_cells
+from .zoom import BorderRatio, _axis_ratio, field_cells, neighbour_differences
 
 
 def window_borders(canvas: tuple[int, int], windows: list[tuple[int, int, int, int]]) -> tuple[set[int], set[int]]:
@@ -39,12 +39,10 @@ def seam_ratio(rgb: torch.Tensor, canvas: tuple[int, int], rows: set[int], cols:
     """Border / inside gradient ratio of ``rgb (B, 3, H, W)`` (a whole render of a ``canvas`` latent) across
     the latent ``rows`` and ``cols`` (the pixel pairs whose latent position steps onto one of them)."""
     H, W = rgb.shape[-2:]
-    rgb = rgb.double()
     lat_r, lat_c = field_cells(0, H, H, canvas[0]), field_cells(0, W, W, canvas[1])
     cross_c = (lat_c[1:] != lat_c[:-1]) & torch.isin(lat_c[1:], torch.tensor(sorted(cols) or [-1]))
     cross_r = (lat_r[1:] != lat_r[:-1]) & torch.isin(lat_r[1:], torch.tensor(sorted(rows) or [-1]))
-    dx = (rgb[..., :, 1:] - rgb[..., :, :-1]).abs().mean(dim=(0, 1, 2)).cpu()
-    dy = (rgb[..., 1:, :] - rgb[..., :-1, :]).abs().mean(dim=(0, 1, 3)).cpu()
+    dx, dy = neighbour_differences(rgb)
     return BorderRatio(_axis_ratio(dx, cross_c), _axis_ratio(dy, cross_r))
 
 

@@ -93,19 +93,35 @@ def cell_border_ratio(rgb: torch.Tensor, field_shape: int | tuple[int, int], siz
         size: the virtual image ``(H, W)``; ``region``: where the window lies in it (default: all of it,
             a plain pixel region; fractional windows are not supported).
     """
+    h, w, H, W, region = _checked_window(rgb, field_shape, size, region, "cell_border_ratio")
+    dx, dy = neighbour_differences(rgb)
+    cols = field_cells(region.left, region.width, W, w)
+    rows = field_cells(region.top, region.height, H, h)
+    return BorderRatio(_axis_ratio(dx, cols[1:] != cols[:-1]), _axis_ratio(dy, rows[1:] != rows[:-1]))
+
+
+def neighbour_differences(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean |difference| of horizontal neighbours per column pair ``dx (width - 1,)`` and of vertical ones
+    per row pair ``dy (height - 1,)`` of ``rgb (B, 3, height, width)`` (means over samples, channels and
+    the other axis; float64, on the CPU): what every ratio of this module and ``eval.canvas`` compares."""
+    rgb = rgb.double()
+    dx = (rgb[..., :, 1:] - rgb[..., :, :-1]).abs().mean(dim=(0, 1, 2)).cpu()
+    dy = (rgb[..., 1:, :] - rgb[..., :-1, :]).abs().mean(dim=(0, 1, 3)).cpu()
+    return dx, dy
+
+
+def _checked_window(rgb: torch.Tensor, field_shape: int | tuple[int, int], size: tuple[int, int],
+                    region: Region | None, name: str):
+    """``(h, w, H, W, region)`` of a measured window after the checks both measures share (``name``: the
+    caller, for the errors)."""
     h, w = (field_shape, field_shape) if isinstance(field_shape, int) else field_shape
     H, W = size
     region = Region(0, 0, H, W) if region is None else region.check_inside((H, W))
     if region.grid is not None:
-        raise ValueError("cell_border_ratio takes a pixel region of the virtual image, not a fractional window")
+        raise ValueError(f"{name} takes a pixel region of the virtual image, not a fractional window")
     if tuple(rgb.shape[-2:]) != (region.height, region.width):
         raise ValueError(f"rgb is {tuple(rgb.shape[-2:])}, the region {region.height}x{region.width}")
-    rgb = rgb.double()
-    cols = field_cells(region.left, region.width, W, w)
-    rows = field_cells(region.top, region.height, H, h)
-    dx = (rgb[..., :, 1:] - rgb[..., :, :-1]).abs().mean(dim=(0, 1, 2))  # (width - 1,)
-    dy = (rgb[..., 1:, :] - rgb[..., :-1, :]).abs().mean(dim=(0, 1, 3))  # (height - 1,)
-    return BorderRatio(_axis_ratio(dx.cpu(), cols[1:] != cols[:-1]), _axis_ratio(dy.cpu(), rows[1:] != rows[:-1]))
+    return h, w, H, W, region
 
 
 def _phase_contrast(diff: torch.Tensor, start: int, pixels: int, cells: int, bins: int) -> float:
@@ -127,14 +143,8 @@ def _phase_contrast(diff: torch.Tensor, start: int, pixels: int, cells: int, bin
 def cell_phase_contrast(rgb: torch.Tensor, field_shape: int | tuple[int, int], size: tuple[int, int],
                         region: Region | None = None, bins: int = 8) -> BorderRatio:
     """The cell-phase contrast (module doc) of a rendered window, same arguments as ``cell_border_ratio``."""
-    h, w = (field_shape, field_shape) if isinstance(field_shape, int) else field_shape
-    H, W = size
-    region = Region(0, 0, H, W) if region is None else region.check_inside((H, W))
-    if region.grid is not None or tuple(rgb.shape[-2:]) != (region.height, region.width):
-        raise ValueError("cell_phase_contrast takes the pixels of a pixel region of the virtual image")
-    rgb = rgb.double()
-    dx = (rgb[..., :, 1:] - rgb[..., :, :-1]).abs().mean(dim=(0, 1, 2)).cpu()
-    dy = (rgb[..., 1:, :] - rgb[..., :-1, :]).abs().mean(dim=(0, 1, 3)).cpu()
+    h, w, H, W, region = _checked_window(rgb, field_shape, size, region, "cell_phase_contrast")
+    dx, dy = neighbour_differences(rgb)
     return BorderRatio(_phase_contrast(dx, region.left, W, w, bins), _phase_contrast(dy, region.top, H, h, bins))
 
 

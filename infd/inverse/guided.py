@@ -41,17 +41,18 @@ def solve_guided(model, conditions: ConditionTerms, seeds: list[int], spec: Samp
         raise ValueError(f"condition scale must be >= 0, got {condition_scale}")
     model.eval()
     last: dict[str, float] = {}
+    scaled = condition_scale is None  # each term's default_scale inside the total, and a unit step
+    step = 1.0 if scaled else condition_scale
 
     def cond_fn(x_t: torch.Tensor, t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         x0 = x0.detach().requires_grad_(True)
         phi = model.decode(model.to_latent_space(x0))
         losses = conditions.losses(model.renderer, phi)
-        total = conditions.total(losses, scaled=condition_scale is None)  # (B,)
+        total = conditions.total(losses, scaled=scaled)  # (B,)
         (grad,) = torch.autograd.grad(total.sum(), x0)
         last.update({name: float(v.detach().mean()) for name, v in losses.items()})
         alpha, sigma = model.schedule.alpha_sigma(t, grad)  # broadcast to (B, 1, 1, 1)
-        s = 1.0 if condition_scale is None else condition_scale  # None: each term's default_scale, in total
-        return -s * alpha / sigma.pow(2) * grad  # x0 moves by -s grad (module doc)
+        return -step * alpha / sigma.pow(2) * grad  # x0 moves by -s grad (module doc)
 
     bar = tqdm(total=spec.steps, desc="guided", disable=not progress, dynamic_ncols=True)
 
