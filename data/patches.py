@@ -71,6 +71,11 @@ class PatchConfig:
         rendered as the same pixels of a full render are.
     augment: colour and geometry augmentation (``data.augment``; all off by default), drawn after
         the scale, crop and flip and applied identically to ``inp`` and ``gt``; patch mode only.
+    crop_positions: where crops sit in the r x r image. "uniform": ``top, left`` uniform on
+        ``[0, r - P]``, which covers a pixel on the image's edge P times less often than an inner one
+        (the outer ring of the field then learns from few patches and renders as a frame). "edge_clamped":
+        drawn uniform on ``[-(P - 1), r - 1]`` and clamped to ``[0, r - P]``, so edge pixels are covered
+        as often as inner ones (pixels within P of an edge at most twice as often).
     """
 
     encoder_size: int = 256
@@ -86,6 +91,7 @@ class PatchConfig:
     whole_size: int | None = None
     context: int | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    crop_positions: Literal["uniform", "edge_clamped"] = "uniform"
 
     def __post_init__(self):
         if self.context is not None and self.context < 0:
@@ -111,6 +117,13 @@ def sample_scale(n: int, config: PatchConfig, rng: random.Random) -> int:
         return rng.randint(P, r_max)
     r = round(math.exp(rng.uniform(math.log(P), math.log(r_max))))
     return min(max(r, P), r_max)
+
+
+def crop_position(r: int, P: int, positions: str, rng: random.Random) -> int:
+    """Top (or left) of a ``P``-pixel crop in ``r`` pixels by ``PatchConfig.crop_positions``."""
+    if positions == "edge_clamped":
+        return min(max(rng.randint(-(P - 1), r - 1), 0), r - P)
+    return rng.randint(0, r - P)
 
 
 def square_box(width: int, height: int, square: str, offset: float = 0.5) -> tuple[int, int, int]:
@@ -185,7 +198,8 @@ def sample_patch(data: bytes, config: PatchConfig, decode: DecodeConfig, rng: ra
     img, n = _open_checked(data, config, decode)
     # all random draws happen before decoding, in a fixed order, so fast and exact paths agree
     r = sample_scale(n, config, rng)
-    top, left = rng.randint(0, r - P), rng.randint(0, r - P)
+    top = crop_position(r, P, config.crop_positions, rng)
+    left = crop_position(r, P, config.crop_positions, rng)
     offset = rng.random()
     flip = config.flip and rng.random() < 0.5
     params = sample_params(config.augment, rng)

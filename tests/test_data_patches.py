@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from infd.data.decode import DecodeConfig, decode_image
-from infd.data.patches import PatchConfig, SkipSample, sample_patch, sample_scale, sample_whole
+from infd.data.patches import PatchConfig, SkipSample, crop_position, sample_patch, sample_scale, sample_whole
 from infd.data.resize import resize_region
 from infd.config import ConfigError, from_dict
 from infd.renderers.coords import Region, make_cell, make_coord
@@ -142,6 +142,28 @@ def test_scale_distributions_stay_in_range():
     assert sample_scale(300, PatchConfig(patch_size=64, max_size=None), rng) <= 300
 
 
+def test_edge_clamped_crops_cover_the_edges_as_often_as_the_inside():
+    r, P, draws = 64, 16, 20000
+
+    def coverage(positions):
+        rng, counts = random.Random(0), torch.zeros(r)
+        for _ in range(draws):
+            top = crop_position(r, P, positions, rng)
+            assert 0 <= top <= r - P
+            counts[top:top + P] += 1
+        return counts / draws
+
+    uniform, clamped = coverage("uniform"), coverage("edge_clamped")
+    inner = slice(P, r - P)
+    assert uniform[0] < 0.2 * uniform[inner].mean()  # uniform crops starve the edge: 1 of 49 positions vs 16
+    assert clamped[0] > 0.9 * clamped[inner].mean() and clamped[-1] > 0.9 * clamped[inner].mean()
+    assert clamped.max() < 2.1 * clamped[inner].mean()
+    data = encode(texture(70, 96))
+    config = PatchConfig(encoder_size=16, patch_size=8, max_size=None, crop_positions="edge_clamped")
+    crops = [sample_patch(data, config, DECODE, random.Random(seed))["crop"] for seed in range(40)]
+    assert any(int(c[0]) == 0 for c in crops) and any(int(c[1]) == 0 for c in crops)
+
+
 def test_same_seed_same_sample():
     data = encode(texture(50, 50))
     config = PatchConfig(encoder_size=16, patch_size=8, flip=True)
@@ -182,6 +204,8 @@ def test_config_validation():
         from_dict(PatchConfig, {"max_size": 100})
     with pytest.raises(ConfigError, match="scale_dist"):
         from_dict(PatchConfig, {"scale_dist": "gaussian"})
+    with pytest.raises(ConfigError, match="crop_positions"):
+        from_dict(PatchConfig, {"crop_positions": "edges"})
 
 
 def test_context_widens_the_query_grid_around_the_same_patch():

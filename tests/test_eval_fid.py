@@ -120,3 +120,45 @@ def test_evaluate_a_bundle_end_to_end_and_refuse_fid_of_an_autoencoder(shards, t
         evaluate(bundle, shards["val"], options, extractor=TinyExtractor())
     with pytest.raises(ValueError, match="at least 2 samples"):
         EvalOptions(fid=True, num_samples=1)
+
+
+def test_per_seed_labels_sample_each_seed_as_its_label_alone():
+    from inverse_testing import make_bundle
+
+    model = make_bundle()
+    settings = fid.FIDSettings(full_size=32, sizes=(48,), patch=16)
+    options = SamplingSpec(steps=2)
+    batches = list(fid.sample_batches(model, [3, 5, 8], settings, options, batch=2, labels=[1, 0, 1]))
+    assert [b["full"].shape[0] for b in batches] == [1, 2]  # label 0: seed 5; label 1: seeds 3 and 8
+    for index, (seed, label) in ((0, (5, 0)), (1, (3, 1)), (2, (8, 1))):
+        alone = next(fid.sample_batches(model, [seed], settings, dataclasses.replace(options, class_label=label)))
+        got = torch.cat([b["full"] for b in batches])[index]
+        torch.testing.assert_close(got, alone["full"][0], rtol=0, atol=1e-5)
+    other = next(fid.sample_batches(model, [5], settings, dataclasses.replace(options, class_label=2)))
+    assert not torch.allclose(other["full"][0], torch.cat([b["full"] for b in batches])[0], atol=1e-3)
+    with pytest.raises(ValueError, match="2 labels for 3 seeds"):
+        list(fid.sample_batches(model, [3, 5, 8], settings, options, labels=[1, 0]))
+
+
+def test_train_labels_cycle_through_the_training_photos_labels(tmp_path):
+    from eval_testing import photo
+    from infd.data.shards import ShardWriter
+    from infd.eval.run import train_labels
+    from inverse_testing import make_bundle
+
+    writer = ShardWriter(str(tmp_path / "train-%02d.tar"), max_count=2)
+    for i, label in enumerate([2, 0, 3]):
+        writer.write(f"p{i}", {"png": png_bytes(photo(i, (40, 40))), "json": f'{{"label": {label}}}'.encode()})
+    writer.close()
+    config = eval_data_config(sorted(str(p) for p in tmp_path.glob("train-*.tar")), 32)
+    assert train_labels(make_bundle(), config, list(range(10, 17))) == [2, 0, 3, 2, 0, 3, 2]
+    assert train_labels(make_bundle(dm={"model": {"num_classes": None}}), config, [0, 1]) is None
+    assert train_labels(make_bundle(dm={"model": {"num_classes": 3}}), eval_data_config(
+        sorted(str(p) for p in tmp_path.glob("train-*.tar"))[:1], 32), [0]) == [2]
+    with pytest.raises(ValueError, match="prior only 0..2"):
+        train_labels(make_bundle(dm={"model": {"num_classes": 3}}), config, [0])
+    unlabelled = write_photo_shards(tmp_path, "plain", [1, 2])
+    with pytest.raises(ValueError, match="JSON 'label' on every training photo"):
+        train_labels(make_bundle(), eval_data_config(unlabelled, 32), [0])
+    with pytest.raises(ValueError, match="drop --class"):
+        EvalOptions(fid=True, train_labels=True, sampling=SamplingSpec(class_label=1))

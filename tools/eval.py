@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="first sample seed, and the crop seed (default 0)")
     p.add_argument("--steps", type=int, default=50, help="sampling steps (default 50)")
     add_sampler_arguments(p)
+    p.add_argument("--sample-labels", choices=["class", "train"], default="class",
+                   help="labels of the FID samples: class (--class, or none: unconditional; the default) or "
+                        "train (class-conditional priors: seed i takes the JSON label of training photo i mod N, "
+                        "so the samples' classes follow the real set's; unconditional priors take none)")
     add_deprecated_alias(p, "--guidance", "--cfg-scale", dest="cfg_scale", type=float)
     p.add_argument("--sqrtm", default="auto", help="matrix square root for FID: auto (scipy if installed), scipy "
                                                     "or eigh (symmetric eigen-decompositions, ~4x faster)")
@@ -143,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, fid_sizes=tuple(args.fid_sizes),
             full_size=args.full_size, patch=args.patch, seed=args.seed,
             sampling=SamplingSpec(args.sampler, args.steps, args.cfg_scale, args.class_label),
+            train_labels=args.sample_labels == "train",
             inception=args.inception, sqrtm=args.sqrtm, progress=not args.no_progress, zoom=tuple(args.zoom),
             frame=args.frame, frame_samples=args.frame_samples, frame_sizes=tuple(args.frame_sizes))
         check_inputs(args)

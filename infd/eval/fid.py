@@ -14,6 +14,7 @@ a run reproduces exactly. The FID of a feature set is ``frechet.fid_of_stats`` o
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
@@ -110,21 +111,33 @@ def render_crops(renderer, phi: torch.Tensor, size: int, regions: list[Region]) 
 
 @torch.no_grad()
 def sample_batches(model, seeds: list[int], settings: FIDSettings, options, batch: int = 8, device="cpu",
-                   progress: bool = False, on_full: Callable | None = None) -> Iterator[dict[str, torch.Tensor]]:
+                   progress: bool = False, on_full: Callable | None = None,
+                   labels: list[int] | None = None) -> Iterator[dict[str, torch.Tensor]]:
     """``{key: images}`` of samples of ``model`` (anything ``rendering.sampling.sample_latents`` takes).
 
     ``options`` is a ``SamplingSpec``; sample ``seed`` gets the latent of that seed and the crops of
-    index ``seed``. ``on_full(phi, images)`` sees each batch's field and whole images (e.g. to measure
-    scale consistency without sampling twice).
+    index ``seed``. ``labels``: a class label per seed (instead of ``options.class_label``); the seeds
+    are then sampled in batches of one label each (a seed's sample does not depend on its batch).
+    ``on_full(phi, images)`` sees each batch's field and whole images (e.g. to measure scale
+    consistency without sampling twice).
     """
     from ..rendering.engine import inference_renderer, render
     from ..rendering.sampling import sample_latents
 
     model = model.to(device).eval()
     renderer = inference_renderer(model.renderer)  # prepared once for every batch and crop
-    for start in tqdm(range(0, len(seeds), batch), desc="FID samples", unit="batch", disable=not progress):
-        chunk = seeds[start:start + batch]
-        z = sample_latents(model, chunk, options).to(device)
+    if labels is None:
+        chunks = [(seeds[i:i + batch], options) for i in range(0, len(seeds), batch)]
+    else:
+        if len(labels) != len(seeds):
+            raise ValueError(f"{len(labels)} labels for {len(seeds)} seeds")
+        chunks = []
+        for label in sorted(set(labels)):
+            group = [seed for seed, k in zip(seeds, labels) if k == label]
+            spec = dataclasses.replace(options, class_label=label)
+            chunks += [(group[i:i + batch], spec) for i in range(0, len(group), batch)]
+    for chunk, spec in tqdm(chunks, desc="FID samples", unit="batch", disable=not progress):
+        z = sample_latents(model, chunk, spec).to(device)
         phi = model.decode(z)
         full = render(renderer, phi, (settings.full_size,) * 2).clamp(-1, 1)
         if on_full is not None:

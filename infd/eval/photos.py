@@ -10,6 +10,7 @@ equals its ``gt``); crops are computed alone (``photo_crop``).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from pathlib import Path
 
@@ -63,6 +64,25 @@ def first_images(data_config, count: int | None) -> list[bytes]:
         except Exception as err:  # noqa: BLE001 - a truncated or missing shard: keep its complete photos
             skipped += 1
             log.warning("skipped the rest of %s: %s: %s (%d skipped)", url, type(err).__name__, err, skipped)
+    return out
+
+
+def photo_labels(data_config, count: int | None = None) -> list[int | None]:
+    """The JSON ``label`` of the first ``count`` samples with an image (all when ``None``) of
+    ``data_config.urls`` in shard order (``None`` where a sample has none); unreadable shards end early."""
+    out = []
+    for url in expand_urls(data_config.urls):
+        try:
+            for sample in read_shard(url, data_config.decode.max_file_bytes):
+                if not any(k.lower() in IMAGE_EXTENSIONS for k in sample):
+                    continue
+                meta = next((v for k, v in sample.items() if k.lower() == "json"), None)
+                label = json.loads(meta).get("label") if meta is not None else None
+                out.append(None if label is None else int(label))
+                if len(out) == count:
+                    return out
+        except Exception as err:  # noqa: BLE001 - as first_images: keep what was read
+            log.warning("read the labels of %s only in part: %s: %s", url, type(err).__name__, err)
     return out
 
 

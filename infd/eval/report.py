@@ -88,12 +88,24 @@ def fid_compare_lines(results: dict) -> list[str]:
     return lines + [""]
 
 
+def sample_labels_text(fid: dict) -> str:
+    """How the samples were labelled: per-label counts, one class, or unconditional (``None`` may read
+    back as ``inf``, ``_unnull``)."""
+    labels, label = fid.get("sample_labels"), fid.get("class_label")
+    if isinstance(labels, dict) and labels:
+        counts = ", ".join(f"{n} of label {k}" for k, n in labels.items())
+        return f"labels of the training photos in turn: {counts}"
+    if isinstance(label, int):
+        return f"class {label}"
+    return "unconditional"
+
+
 def fid_lines(fid: dict) -> list[str]:
     views = fid.get("real_views", 0)
     real = (f"{fid.get('num_real_images', fid['num_real'])} real views ({views} per photo of {fid['num_real']})"
             if views else f"{fid['num_real']} real photos")
-    lines = [f"{fid['num_samples']} samples (seeds {fid['seeds']}, {fid['sampler']}, {fid['steps']} steps) vs "
-             f"{real}; features: {fid['extractor']}; matrix square root: {fid['sqrtm']}.", "",
+    lines = [f"{fid['num_samples']} samples (seeds {fid['seeds']}, {fid['sampler']}, {fid['steps']} steps, "
+             f"{sample_labels_text(fid)}) vs {real}; features: {fid['extractor']}; matrix square root: {fid['sqrtm']}.", "",
              "| feature set | FID | KID x 1000 |", "|---|---|---|"]
     kid = fid.get("kid")
     kid_text = "-" if kid is None else f"{1000 * kid:.2f} +- {1000 * fid.get('kid_std', 0.0):.2f}"

