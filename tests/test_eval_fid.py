@@ -162,3 +162,12 @@ def test_train_labels_cycle_through_the_training_photos_labels(tmp_path):
         train_labels(make_bundle(), eval_data_config(unlabelled, 32), [0])
     with pytest.raises(ValueError, match="drop --class"):
         EvalOptions(fid=True, train_labels=True, sampling=SamplingSpec(class_label=1))
+
+
+def test_checkpoint_labels_name_the_run_of_a_checkpoint_or_an_exported_bundle():
+    from infd.eval.run import checkpoint_label
+
+    model = tiny_autoencoder()
+    assert checkpoint_label("runs/a/checkpoints/model-latest.safetensors", model) == "a [clif]"
+    assert checkpoint_label("runs/cmp/uvit/bundle.safetensors", model) == "uvit [clif]"
+    assert checkpoint_label("wip/ae_cpu_v6.safetensors", model) == "ae_cpu_v6 [clif]"

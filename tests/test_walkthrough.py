@@ -44,7 +44,7 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path):
     script = walkthrough()
     for old, new in [("~/photos", str(photos)), ("configs/train/ae_cpu_v4.yaml", str(tmp_path / "ae_tiny.yaml")),
                      ("configs/train/dm_cpu_unet.yaml", str(tmp_path / "dm_tiny.yaml")),
-                     ("max_steps=20000", "max_steps=4"), ("max_steps=5000", "max_steps=4"),
+                     ("max_steps=20000", "max_steps=4"), ("max_steps=5000", "max_steps=4"), ("--views 200", "--views 3"),
                      ("python tools/", f"{sys.executable} {ROOT}/tools/")]:
         assert old in script, old  # the walkthrough still has the step this test shrinks
         script = script.replace(old, new)

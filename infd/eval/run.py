@@ -93,10 +93,15 @@ class EvalOptions:
 
 
 def checkpoint_label(path: str | Path, model) -> str:
-    """A short name: the run folder of ``runs/NAME/checkpoints/x.safetensors`` (else the file stem) and
-    the renderer."""
+    """A short name: the run folder of ``runs/NAME/checkpoints/x.safetensors`` and of a run's exported
+    ``runs/NAME/bundle.safetensors`` (else the file stem), and the renderer."""
     path = Path(path)
-    name = path.parent.parent.name if path.parent.name == "checkpoints" and path.parent.parent.name else path.stem
+    if path.parent.name == "checkpoints" and path.parent.parent.name:
+        name = path.parent.parent.name
+    elif path.name == "bundle.safetensors" and path.parent.name:
+        name = path.parent.name
+    else:
+        name = path.stem
     return f"{name} [{model.config.renderer.name}]"
 
 
