@@ -121,6 +121,12 @@ CURVE_SKIP = {"step", "time", "steps_per_s", "gan_weight", "reg", "grad_norm"}  
 CURVE_POINTS = 200  # the log is averaged into at most this many points per curve
 
 
+def binned(points: list[tuple[float, float]], per_bin: int) -> list[tuple[float, float]]:
+    """``(x of the bin's last point, mean y)`` of consecutive bins of ``per_bin`` points."""
+    bins = [points[i:i + per_bin] for i in range(0, len(points), per_bin)]
+    return [(b[-1][0], sum(v for _, v in b) / len(b)) for b in bins]
+
+
 def write_curves(run_dir: str | Path) -> Path | None:
     """``curves.png`` in the run directory: each logged loss against the step (from ``log.jsonl``,
     averaged into at most ``CURVE_POINTS`` bins), or ``None`` while the log is empty."""
@@ -132,10 +138,20 @@ def write_curves(run_dir: str | Path) -> Path | None:
     if not rows or not keys:
         return None
     per_bin = max(1, math.ceil(len(rows) / CURVE_POINTS))
-    series = {}
-    for key in keys:
-        points = [(row["step"], row[key]) for row in rows if isinstance(row.get(key), (int, float))]
-        binned = [points[i:i + per_bin] for i in range(0, len(points), per_bin)]
-        series[key] = [(b[-1][0], sum(v for _, v in b) / len(b)) for b in binned]
+    series = {key: binned([(row["step"], row[key]) for row in rows if isinstance(row.get(key), (int, float))], per_bin)
+              for key in keys}
     title = "training losses" + (f" (means of {per_bin} log lines)" if per_bin > 1 else "")
     return line_plot(Path(run_dir) / "curves.png", series, title, "step", "loss")
+
+
+def training_minutes(rows: list[dict]) -> list[float]:
+    """Minutes of training up to each log row, from the steps and the logged ``steps_per_s`` (so the time
+    between a stop and a resume does not count)."""
+    out, minutes, previous = [], 0.0, 0
+    for row in rows:
+        speed = row.get("steps_per_s")
+        if isinstance(speed, (int, float)) and speed > 0:
+            minutes += max(0, row["step"] - previous) / speed / 60
+        previous = row["step"]
+        out.append(minutes)
+    return out
