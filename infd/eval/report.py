@@ -237,10 +237,14 @@ def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     return [first + i * step for i in range(int(math.ceil((hi - first) / step)) + 1)]
 
 
+MAX_DATA_TICKS = 12
+
+
 def line_plot(path: str | Path, series: dict[str, list[tuple[float, float]]], title: str, x_label: str,
               y_label: str, log_x: bool = False, size: tuple[int, int] = (720, 450)) -> Path:
     """A PNG line plot, one line with markers per series ``{name: [(x, y), ...]}``; x ticks at the data
-    (on a log axis with ``log_x``, e.g. for sizes that double). Non-finite values are left out."""
+    (on a log axis with ``log_x``, e.g. for sizes that double), or round ticks when there are more than
+    ``MAX_DATA_TICKS`` distinct x (training curves). Non-finite values are left out."""
     points = [p for values in series.values() for p in values if math.isfinite(p[1])]
     if not points:
         raise ValueError(f"nothing to plot for {title!r}")
@@ -251,6 +255,10 @@ def line_plot(path: str | Path, series: dict[str, list[tuple[float, float]]], ti
     xs = sorted({x for x, _ in points})
     y_ticks = _ticks(min(y for _, y in points), max(y for _, y in points))
     x_lo, x_hi = (warp(xs[0]) - 0.5, warp(xs[-1]) + 0.5) if len(xs) == 1 else (warp(xs[0]), warp(xs[-1]))
+    x_ticks = xs
+    if len(xs) > MAX_DATA_TICKS and not log_x:
+        x_ticks = _ticks(xs[0], xs[-1], 6)
+        x_lo, x_hi = x_ticks[0], x_ticks[-1]
     y_lo, y_hi = y_ticks[0], y_ticks[-1]
 
     def to_px(x, y):
@@ -264,7 +272,7 @@ def line_plot(path: str | Path, series: dict[str, list[tuple[float, float]]], ti
         py = to_px(xs[0], y)[1]
         draw.line([(left, py), (W - right, py)], fill=(225, 225, 225))
         draw.text((left - 6, py), f"{y:g}", fill="black", font=font, anchor="rm")
-    for x in xs:
+    for x in x_ticks:
         px = to_px(x, y_lo)[0]
         draw.line([(px, H - bottom), (px, H - bottom + 5)], fill="black")
         draw.text((px, H - bottom + 8), f"{x:g}", fill="black", font=font, anchor="mt")
