@@ -56,9 +56,11 @@ def test_evaluation_reports_kid_real_views_and_memorisation(shards, tmp_path):  
     assert isinstance(fid["kid"], float) and fid["kid_std"] >= 0 and list(fid["patch_kid"]) == ["32"]
     mem = fid["memorisation"]
     assert mem["num_heldout"] == 2 * 3 and mem["ratio"] > 0
+    assert set(fid["kid_floors"]) == {"heldout", "heldout_reconstructed"}
+    assert fid["kid_floors"]["heldout"] != fid["kid_floors"]["heldout_reconstructed"]
     plain = evaluate_fid(tiny_bundle(), shards["train"], EvalOptions(fid=True, num_samples=6, fid_sizes=(32,),
                          patch=16, sampling=SamplingSpec(steps=1), lpips=False), extractor=TinyExtractor())
-    assert plain["num_real_images"] == 6 and plain["memorisation"] is None
+    assert plain["num_real_images"] == 6 and plain["memorisation"] is None and plain["kid_floors"] is None
     with pytest.raises(ValueError, match="--real-views must be"):
         EvalOptions(fid=True, real_views=-1)
 
@@ -80,6 +82,9 @@ def test_compared_bundles_are_measured_by_the_same_protocol(shards, tmp_path):  
     assert compared["fid"] != pytest.approx(results["fid"]["fid"])  # another prior: other samples
     same = results["fid_compare"]["same [clif]"]
     assert same["fid"] == results["fid"]["fid"] and same["memorisation"] == results["fid"]["memorisation"]
+    floors, other_floors = results["fid"]["kid_floors"], compared["kid_floors"]
+    assert floors == same["kid_floors"] and floors["heldout"] == other_floors["heldout"]  # the same real sets
+    assert floors["heldout_reconstructed"] != other_floors["heldout_reconstructed"]  # another autoencoder
     table = [line for line in format_sections(results) if line.startswith("| FID, whole images")][-1]
     cells = [c.strip() for c in table.strip("|").split("|")]
     assert cells[-1] == "1.000" and float(cells[2]) / float(cells[1]) == pytest.approx(1 / float(cells[3]), rel=1e-2)

@@ -101,6 +101,23 @@ def real_batches(photos: list[bytes], settings: FIDSettings, data_config, batch:
 
 
 @torch.no_grad()
+def reconstructed_batches(autoencoder, batches: Iterable[dict[str, torch.Tensor]], device="cpu"
+                          ) -> Iterator[dict[str, torch.Tensor]]:
+    """``{FULL: the autoencoder's reconstructions}`` of the whole images of ``batches`` (``real_batches``):
+    resized to the encoder input if they are another size (bicubic, antialiased), encoded, rendered at their
+    own size, clamped."""
+    from ..rendering.engine import inference_renderer, render
+
+    renderer = inference_renderer(autoencoder.renderer)
+    S = autoencoder.config.input_size
+    for batch in batches:
+        x = batch[FULL].to(device)
+        inp = x if tuple(x.shape[-2:]) == (S, S) else torch.nn.functional.interpolate(
+            x, size=(S, S), mode="bicubic", antialias=True, align_corners=False).clamp(-1, 1)
+        yield {FULL: render(renderer, autoencoder.decode(autoencoder.encode(inp)), tuple(x.shape[-2:])).clamp(-1, 1)}
+
+
+@torch.no_grad()
 def render_crops(renderer, phi: torch.Tensor, size: int, regions: list[Region]) -> torch.Tensor:
     """One region per sample of the virtual ``size x size`` images of ``phi (B, C, h, w)``: ``(B, 3, P, P)``."""
     from ..rendering.engine import render

@@ -61,6 +61,10 @@ def _sample_metrics(fid: dict) -> list[tuple[str, float | None]]:
                  (f"patch-KID x 1000, {fid['patch']} px crops of {size} renders", None if pk is None else 1000 * pk)]
     mem = fid.get("memorisation")
     rows.append(("memorisation ratio (1 = as far from training as held-out photos)", mem["ratio"] if mem else None))
+    floors = fid.get("kid_floors")
+    if isinstance(floors, dict):
+        rows.append(("KID x 1000 of held-out images reconstructed by its autoencoder (reference)",
+                     1000 * floors["heldout_reconstructed"]))
     return rows
 
 
@@ -119,6 +123,12 @@ def fid_lines(fid: dict) -> list[str]:
         lines += ["", f"Memorisation: median feature distance to the nearest training image {mem['sample_to_train']:.2f} "
                       f"for samples, {mem['heldout_to_train']:.2f} for {mem['num_heldout']} held-out real images: "
                       f"ratio {mem['ratio']:.3f} (well below 1 = samples copy training images)"]
+    floors = fid.get("kid_floors")
+    if isinstance(floors, dict):
+        lines += ["", f"KID x 1000 references, whole images vs the same real set: the held-out real images "
+                      f"{1000 * floors['heldout']:.2f} (what a model that generalises rather than copies can reach), "
+                      f"their reconstructions by this bundle's autoencoder {1000 * floors['heldout_reconstructed']:.2f} "
+                      "(the same through its decoder)"]
     lines += ["", f"Scale consistency of the samples (PSNR of the {2 * fid['full_size']} render downsampled to "
                   f"{fid['full_size']} vs the {fid['full_size']} render): {fid['sample_scale_consistency']:.2f} dB", ""]
     if fid["num_samples"] < 2048 or fid["num_real"] < 2048:

@@ -185,7 +185,7 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
     table = fid_lib.fid_table(real, fake, options.sqrtm)
     kids = {key: kid_lib.kid(fake[key].features, real[key].features, options.kid_subsets, options.kid_subset_size,
                              options.seed) for key in fake if key in real}
-    memorisation = None
+    memorisation = floors = None
     if heldout:
         if ("heldout", settings) not in shared:
             shared["heldout", settings] = fid_lib.collect_features(
@@ -195,11 +195,13 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
         memorisation = kid_lib.memorisation_ratio(fake[fid_lib.FULL].features, real[fid_lib.FULL].features,
                                                   held[fid_lib.FULL].features)
         memorisation["num_heldout"] = held[fid_lib.FULL].count
+        floors = kid_references(model.autoencoder, held, real, heldout, heldout_config, settings, options,
+                                extractor)
     return {"fid": table[fid_lib.FULL],
             "patch_fid": {str(R): table[fid_lib.patch_key(R)] for R in settings.sizes},
             "kid": kids[fid_lib.FULL][0], "kid_std": kids[fid_lib.FULL][1],
             "patch_kid": {str(R): kids[fid_lib.patch_key(R)][0] for R in settings.sizes},
-            "memorisation": memorisation, "num_real_images": real[fid_lib.FULL].count,
+            "memorisation": memorisation, "kid_floors": floors, "num_real_images": real[fid_lib.FULL].count,
             "real_views": options.real_views,
             "full_size": settings.full_size, "patch": settings.patch, "crop_seed": settings.seed,
             "num_samples": len(seeds), "num_real": len(real_photos), "seeds": seeds_text(seeds),
@@ -209,6 +211,24 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
             "extractor": getattr(extractor, "name", type(extractor).__name__), "train_data": str(train_data),
             "sqrtm": resolve_method(options.sqrtm),
             "sample_scale_consistency": torch.cat(consistency).mean().item()}
+
+
+def kid_references(autoencoder, held: dict, real: dict, heldout: list[bytes], heldout_config, settings, options,
+                   extractor) -> dict[str, float] | None:
+    """KID of the held-out real images and of their reconstructions by ``autoencoder`` vs the real set (whole
+    images): what a model that generalises rather than copies can reach, without and with this decoder;
+    ``None`` with fewer than two held-out images."""
+    if held[fid_lib.FULL].count < 2:
+        return None
+    batches = fid_lib.real_batches(heldout, settings, heldout_config, options.batch, False, options.real_views)
+    reconstructed = fid_lib.collect_features(fid_lib.reconstructed_batches(autoencoder, batches, options.device),
+                                             extractor, keep=True)
+
+    def kid_vs_real(stats):
+        return kid_lib.kid(stats[fid_lib.FULL].features, real[fid_lib.FULL].features, options.kid_subsets,
+                           options.kid_subset_size, options.seed)[0]
+
+    return {"heldout": kid_vs_real(held), "heldout_reconstructed": kid_vs_real(reconstructed)}
 
 
 def train_labels(model, data_config, seeds: list[int]) -> list[int] | None:
