@@ -56,7 +56,8 @@ def test_evaluation_reports_kid_real_views_and_memorisation(shards, tmp_path):  
     assert isinstance(fid["kid"], float) and fid["kid_std"] >= 0 and list(fid["patch_kid"]) == ["32"]
     mem = fid["memorisation"]
     assert mem["num_heldout"] == 2 * 3 and mem["ratio"] > 0
-    assert set(fid["kid_floors"]) == {"heldout", "heldout_reconstructed"}
+    assert set(fid["kid_floors"]) == {"heldout", "heldout_reconstructed", "heldout_patch"}
+    assert list(fid["kid_floors"]["heldout_patch"]) == ["32"]
     assert fid["kid_floors"]["heldout"] != fid["kid_floors"]["heldout_reconstructed"]
     plain = evaluate_fid(tiny_bundle(), shards["train"], EvalOptions(fid=True, num_samples=6, fid_sizes=(32,),
                          patch=16, sampling=SamplingSpec(steps=1), lpips=False), extractor=TinyExtractor())

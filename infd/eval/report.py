@@ -65,6 +65,9 @@ def _sample_metrics(fid: dict) -> list[tuple[str, float | None]]:
     if isinstance(floors, dict):
         rows.append(("KID x 1000 of held-out images reconstructed by its autoencoder (reference)",
                      1000 * floors["heldout_reconstructed"]))
+        for size, value in floors.get("heldout_patch", {}).items():
+            rows.append((f"patch-KID x 1000 of held-out {fid['patch']} px crops of {size} px squares (reference)",
+                         1000 * value))
     return rows
 
 
@@ -129,6 +132,8 @@ def fid_lines(fid: dict) -> list[str]:
                       f"{1000 * floors['heldout']:.2f} (what a model that generalises rather than copies can reach), "
                       f"their reconstructions by this bundle's autoencoder {1000 * floors['heldout_reconstructed']:.2f} "
                       "(the same through its decoder)"]
+        for size, value in floors.get("heldout_patch", {}).items():
+            lines[-1] += f"; patch-KID x 1000 of the held-out {fid['patch']} px crops of {size} px squares {1000 * value:.2f}"
     lines += ["", f"Scale consistency of the samples (PSNR of the {2 * fid['full_size']} render downsampled to "
                   f"{fid['full_size']} vs the {fid['full_size']} render): {fid['sample_scale_consistency']:.2f} dB", ""]
     if fid["num_samples"] < 2048 or fid["num_real"] < 2048:

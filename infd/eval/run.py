@@ -215,20 +215,21 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
 
 def kid_references(autoencoder, held: dict, real: dict, heldout: list[bytes], heldout_config, settings, options,
                    extractor) -> dict[str, float] | None:
-    """KID of the held-out real images and of their reconstructions by ``autoencoder`` vs the real set (whole
-    images): what a model that generalises rather than copies can reach, without and with this decoder;
-    ``None`` with fewer than two held-out images."""
+    """KID of the held-out real images (whole and their patch crops) and of their reconstructions by
+    ``autoencoder`` (whole) vs the real set: what a model that generalises rather than copies can reach,
+    without and with this decoder; ``None`` with fewer than two held-out images."""
     if held[fid_lib.FULL].count < 2:
         return None
     batches = fid_lib.real_batches(heldout, settings, heldout_config, options.batch, False, options.real_views)
     reconstructed = fid_lib.collect_features(fid_lib.reconstructed_batches(autoencoder, batches, options.device),
                                              extractor, keep=True)
 
-    def kid_vs_real(stats):
-        return kid_lib.kid(stats[fid_lib.FULL].features, real[fid_lib.FULL].features, options.kid_subsets,
-                           options.kid_subset_size, options.seed)[0]
+    def kid_vs_real(stats, key=fid_lib.FULL):
+        return kid_lib.kid(stats[key].features, real[key].features, options.kid_subsets, options.kid_subset_size,
+                           options.seed)[0]
 
-    return {"heldout": kid_vs_real(held), "heldout_reconstructed": kid_vs_real(reconstructed)}
+    return {"heldout": kid_vs_real(held), "heldout_reconstructed": kid_vs_real(reconstructed),
+            "heldout_patch": {str(R): kid_vs_real(held, fid_lib.patch_key(R)) for R in settings.sizes}}
 
 
 def train_labels(model, data_config, seeds: list[int]) -> list[int] | None:
