@@ -52,6 +52,24 @@ def colour_error(pred: torch.Tensor, target: torch.Tensor, value_range: ValueRan
 
 
 @torch.no_grad()
+def edge_error_ratio(pred: torch.Tensor, target: torch.Tensor, ring: int, inner: int | None = None) -> torch.Tensor:
+    """Per image: mean |pred - target| on the outermost ``ring`` pixels of every side, divided by the same
+    more than ``inner`` (default ``4 ring``) pixels from every side. 1 = the edge is reconstructed as
+    well as the inside; a frame (e.g. a field's outer ring of vectors, ``ring`` = one field cell) shows as
+    more than 1."""
+    _check_pair(pred, target, "edge_error_ratio")
+    inner = 4 * ring if inner is None else inner
+    H, W = pred.shape[-2:]
+    if ring < 1 or min(H, W) <= 2 * inner:
+        raise ValueError(f"{H}x{W} images have no inside beyond {inner} px of the edge")
+    err = (pred - target).abs().mean(1)  # (B, H, W)
+    edge = torch.ones(H, W, dtype=torch.bool, device=err.device)
+    edge[ring:H - ring, ring:W - ring] = False
+    centre = err[:, inner:H - inner, inner:W - inner].flatten(1).mean(1)
+    return err[:, edge].mean(1) / centre.clamp_min(1e-12)
+
+
+@torch.no_grad()
 def ssim(pred: torch.Tensor, target: torch.Tensor, value_range: ValueRange = (-1.0, 1.0),
          window_size: int = 11) -> torch.Tensor:
     """Structural similarity, ``(B,)``, 1 for identical images. H and W must be >= ``window_size``."""

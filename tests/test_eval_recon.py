@@ -110,7 +110,7 @@ def test_reconstruction_metrics_against_an_independent_computation():
     table = evaluate_autoencoder(model, config, PHOTOS, sizes=(S, 64))
     assert list(table) == [S, 64]
     assert set(table[64]) == {"psnr", "ssim", "psnr_bicubic", "ssim_bicubic", "psnr_own_bicubic", "ssim_own_bicubic",
-                              "colour_error", "scale_consistency"}
+                              "colour_error", "edge_error_ratio", "scale_consistency"}
     assert "psnr_own_bicubic" not in table[S]  # at the encoder size the own render is the render
     assert math.isinf(table[S]["psnr_bicubic"]) and table[S]["ssim_bicubic"] == pytest.approx(1.0)
     samples = load_whole_images(config, PHOTOS, 64)
@@ -134,6 +134,12 @@ def test_reconstruction_metrics_against_an_independent_computation():
     assert table[64]["colour_error"] == pytest.approx(np.mean(cast), abs=1e-3) and table[64]["colour_error"] > 0
     assert table[64]["scale_consistency"] == pytest.approx(mean_psnr(metrics.downsample(twice, (64, 64)), rec),
                                                            abs=1e-3)
+    cell = 64 // phi.shape[-1]  # the edge ring is one field cell wide
+    err = (rec - gt).abs().mean(1)
+    ring = torch.cat([err[:, :cell].flatten(1), err[:, -cell:].flatten(1), err[:, cell:-cell, :cell].flatten(1),
+                      err[:, cell:-cell, -cell:].flatten(1)], 1).mean(1)
+    inside = err[:, 4 * cell:-4 * cell, 4 * cell:-4 * cell].flatten(1).mean(1)
+    assert table[64]["edge_error_ratio"] == pytest.approx((ring / inside).mean().item(), rel=1e-4)
 
 
 def test_lpips_columns_only_with_a_network():

@@ -6,6 +6,7 @@ import torch
 
 from infd.losses import LPIPS
 from infd.metrics import lpips, psnr, scale_consistency, ssim
+from infd import metrics
 from infd.renderers.coords import make_coord
 
 
@@ -100,3 +101,16 @@ def test_scale_consistency_of_aliased_render_known_value():
 def test_scale_consistency_checks_render_size():
     with pytest.raises(ValueError, match="render_fn returned"):
         scale_consistency(lambda size: torch.zeros(1, 3, 4, 4), 8)
+
+
+def test_edge_error_ratio_sees_a_frame_and_not_uniform_noise():
+    gen = torch.Generator().manual_seed(0)
+    gt = torch.rand(2, 3, 64, 64, generator=gen) * 2 - 1
+    noisy = gt + 0.1 * torch.randn(gt.shape, generator=gen)
+    assert metrics.edge_error_ratio(noisy, gt, 4).tolist() == pytest.approx([1.0, 1.0], abs=0.1)
+    framed = noisy.clone()
+    framed[..., :4, :] += 0.3  # a bright top row of cells
+    ratio = metrics.edge_error_ratio(framed, gt, 4)
+    assert bool((ratio > 1.5).all())
+    with pytest.raises(ValueError, match="no inside"):
+        metrics.edge_error_ratio(gt[..., :32, :32], gt[..., :32, :32], 4)

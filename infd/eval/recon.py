@@ -4,7 +4,8 @@ For each photo and output size ``s``: encode the photo's encoder input (S x S), 
 ``s x s`` and compare with the photo resized to ``s`` (PSNR, SSIM, LPIPS), next to bicubic
 upsampling of the encoder input and of the model's own render at S (``*_own_bicubic``: does rendering
 at ``s`` beat resizing the model's encoder-size output?). ``colour_error`` is the colour cast in 8-bit
-levels (``metrics.colour_error``). Scale consistency compares the render at ``s`` with the render at
+levels (``metrics.colour_error``); ``edge_error_ratio`` the error on the outermost field cell over the
+error inside (``metrics.edge_error_ratio``; 1 = no frame). Scale consistency compares the render at ``s`` with the render at
 ``2s`` downsampled to ``s``. The same renders make the reconstruction grids of the training loop.
 Photos are read with ``photos.eval_data_config`` (exact decoding), as ``tools/eval.py`` reads them.
 """
@@ -63,6 +64,9 @@ def evaluate_autoencoder(model, data_config, image_bytes: list[bytes], sizes=(25
         if s != S:
             methods.append(("_own_bicubic", _bicubic(render_full(model, phi, S), s)))
         row = {"colour_error": metrics.colour_error(rec, gt).mean().item()}
+        ring = max(1, s // phi.shape[-1])  # one field cell
+        if s > 8 * ring:  # the outermost cell vs the inside: a frame of badly learnt edge vectors shows as > 1
+            row["edge_error_ratio"] = metrics.edge_error_ratio(rec, gt, ring).mean().item()
         for name, pred in methods:
             row["psnr" + name] = metrics.psnr(pred, gt).mean().item()
             row["ssim" + name] = metrics.ssim(pred, gt).mean().item()

@@ -26,7 +26,7 @@ def format_table(table: dict[int, dict[str, float]]) -> str:
     """A Markdown table of ``recon.evaluate_autoencoder``'s result: one row per size."""
     present = set().union(*table.values())
     cols = [c for c in ("psnr", "psnr_bicubic", "psnr_own_bicubic", "ssim", "ssim_bicubic", "lpips", "lpips_bicubic",
-                        "lpips_own_bicubic", "colour_error", "scale_consistency") if c in present]
+                        "lpips_own_bicubic", "colour_error", "edge_error_ratio", "scale_consistency") if c in present]
     lines = ["| size | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for s, row in table.items():
         lines.append(f"| {s} | " + " | ".join("-" if c not in row else f"{row[c]:.4f}" if "lpips" in c or "ssim" in c
@@ -201,7 +201,8 @@ def format_sections(results: dict, level: str = "##") -> list[str]:
                   "`scale_consistency`: PSNR (dB) of the render at 2x the size downsampled to the size vs the "
                   "render at the size. `*_own_bicubic`: the model's own render at the encoder size, upsampled (bicubic). "
                   "`colour_error`: colour cast, |mean of a channel - its mean in the photo| in 8-bit levels, "
-                  "averaged over the channels.", "",
+                  "averaged over the channels. `edge_error_ratio`: mean error on the outermost field cell of every "
+                  "side / the same inside (1 = no frame).", "",
                   format_table({int(k): v for k, v in results["reconstruction"].items()}), ""]
     if "sr" in results:
         lines += [f"{level} Arbitrary-scale super-resolution", "",
