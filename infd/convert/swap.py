@@ -18,19 +18,22 @@ LATENT_SPACE = ("encoder.", "quant_conv.", "quantize.")  # what makes z: the pri
 DECODING = ("post_quant_conv.", "decoder.", "renderer.")  # what turns z into pixels: swappable
 
 
+def differing_weights(a: NeuralFieldAutoencoder, b: NeuralFieldAutoencoder, prefixes: tuple[str, ...]) -> list[str]:
+    """Names under ``prefixes`` whose weights differ between two autoencoders (missing in one, other shape or values)."""
+    sa, sb = a.state_dict(), b.state_dict()
+    keys = {k for k in sa.keys() | sb.keys() if k.startswith(prefixes)}
+    return sorted(k for k in keys if k not in sa or k not in sb or sa[k].shape != sb[k].shape or not sa[k].equal(sb[k]))
+
+
 def latent_space_differences(a: NeuralFieldAutoencoder, b: NeuralFieldAutoencoder) -> list[str]:
     """Weights of the encoder and bottleneck that differ between two autoencoders (names; empty: same latents)."""
-    sa, sb = a.state_dict(), b.state_dict()
-    keys = {k for k in sa.keys() | sb.keys() if k.startswith(LATENT_SPACE)}
-    return sorted(k for k in keys if k not in sa or k not in sb or sa[k].shape != sb[k].shape or not sa[k].equal(sb[k]))
+    return differing_weights(a, b, LATENT_SPACE)
 
 
 def changed_parts(a: NeuralFieldAutoencoder, b: NeuralFieldAutoencoder) -> list[str]:
     """The decoding parts (``post_quant_conv``, ``decoder``, ``renderer``) whose weights differ from a to b."""
-    sa, sb = a.state_dict(), b.state_dict()
-    return [part.rstrip(".") for part in DECODING
-            if any(k.startswith(part) and (k not in sa or sa[k].shape != v.shape or not sa[k].equal(v))
-                   for k, v in sb.items())]
+    different = differing_weights(a, b, DECODING)
+    return [part.rstrip(".") for part in DECODING if any(k.startswith(part) for k in different)]
 
 
 def swap_decoding(bundle: LatentDiffusion, autoencoder: NeuralFieldAutoencoder) -> LatentDiffusion:

@@ -37,12 +37,12 @@ def eval_data_config(urls: str | list[str], encoder_size: int, decode: DecodeCon
                       patches=patches, decode=decode or DecodeConfig())
 
 
-def first_images(data_config, count: int | None) -> list[bytes]:
-    """The encoded bytes of the first ``count`` photos (all when ``None``) of ``data_config.urls``, in
+def photo_samples(data_config, count: int | None = None):
+    """``(sample, image bytes)`` of the first ``count`` photos (all when ``None``) of ``data_config.urls``, in
     shard order; samples without an image file are passed over. A photo that does not decode, and the
     rest of a shard that cannot be read (truncated, missing), are skipped with a logged warning, as the
     training loader skips them."""
-    out, skipped = [], 0
+    seen, skipped = 0, 0
     for url in expand_urls(data_config.urls):
         try:
             def skip(name, reason, url=url):
@@ -58,31 +58,27 @@ def first_images(data_config, count: int | None) -> list[bytes]:
                     skipped += 1
                     log.warning("skipped photo %s in %s: %s (%d skipped)", sample["__key__"], url, err, skipped)
                     continue
-                out.append(data)
-                if len(out) == count:
-                    return out
+                yield sample, data
+                seen += 1
+                if seen == count:
+                    return
         except Exception as err:  # noqa: BLE001 - a truncated or missing shard: keep its complete photos
             skipped += 1
             log.warning("skipped the rest of %s: %s: %s (%d skipped)", url, type(err).__name__, err, skipped)
-    return out
+
+
+def first_images(data_config, count: int | None) -> list[bytes]:
+    """The encoded bytes of the first ``count`` photos (all when ``None``): ``photo_samples``'s images."""
+    return [data for _, data in photo_samples(data_config, count)]
 
 
 def photo_labels(data_config, count: int | None = None) -> list[int | None]:
-    """The JSON ``label`` of the first ``count`` samples with an image (all when ``None``) of
-    ``data_config.urls`` in shard order (``None`` where a sample has none); unreadable shards end early."""
+    """The JSON ``label`` of the same photos as ``first_images`` (``None`` where a photo has none)."""
     out = []
-    for url in expand_urls(data_config.urls):
-        try:
-            for sample in read_shard(url, data_config.decode.max_file_bytes):
-                if not any(k.lower() in IMAGE_EXTENSIONS for k in sample):
-                    continue
-                meta = next((v for k, v in sample.items() if k.lower() == "json"), None)
-                label = json.loads(meta).get("label") if meta is not None else None
-                out.append(None if label is None else int(label))
-                if len(out) == count:
-                    return out
-        except Exception as err:  # noqa: BLE001 - as first_images: keep what was read
-            log.warning("read the labels of %s only in part: %s: %s", url, type(err).__name__, err)
+    for sample, _ in photo_samples(data_config, count):
+        meta = next((v for k, v in sample.items() if k.lower() == "json"), None)
+        label = json.loads(meta).get("label") if meta is not None else None
+        out.append(None if label is None else int(label))
     return out
 
 
