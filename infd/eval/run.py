@@ -187,16 +187,16 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
                              options.seed) for key in fake if key in real}
     memorisation = floors = None
     if heldout:
-        if ("heldout", settings) not in shared:
-            shared["heldout", settings] = fid_lib.collect_features(
-                fid_lib.real_batches(heldout, settings, heldout_config, options.batch, False, options.real_views),
-                extractor, keep=True)
-        held = shared["heldout", settings]
+        if ("heldout", settings) not in shared:  # features, and the whole images (for kid_references)
+            batches = list(fid_lib.real_batches(heldout, settings, heldout_config, options.batch, False,
+                                                options.real_views))
+            shared["heldout", settings] = (fid_lib.collect_features(batches, extractor, keep=True),
+                                           [{fid_lib.FULL: b[fid_lib.FULL]} for b in batches])
+        held, held_images = shared["heldout", settings]
         memorisation = kid_lib.memorisation_ratio(fake[fid_lib.FULL].features, real[fid_lib.FULL].features,
                                                   held[fid_lib.FULL].features)
         memorisation["num_heldout"] = held[fid_lib.FULL].count
-        floors = kid_references(model.autoencoder, held, real, heldout, heldout_config, settings, options,
-                                extractor)
+        floors = kid_references(model.autoencoder, held, held_images, real, settings, options, extractor)
     return {"fid": table[fid_lib.FULL],
             "patch_fid": {str(R): table[fid_lib.patch_key(R)] for R in settings.sizes},
             "kid": kids[fid_lib.FULL][0], "kid_std": kids[fid_lib.FULL][1],
@@ -213,15 +213,15 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
             "sample_scale_consistency": torch.cat(consistency).mean().item()}
 
 
-def kid_references(autoencoder, held: dict, real: dict, heldout: list[bytes], heldout_config, settings, options,
+def kid_references(autoencoder, held: dict, held_images: list[dict], real: dict, settings, options,
                    extractor) -> dict[str, float] | None:
     """KID of the held-out real images (whole and their patch crops) and of their reconstructions by
     ``autoencoder`` (whole) vs the real set: what a model that generalises rather than copies can reach,
-    without and with this decoder; ``None`` with fewer than two held-out images."""
+    without and with this decoder; ``None`` with fewer than two held-out images. ``held_images``: the
+    held-out batches ``{FULL: images}`` behind ``held``'s features."""
     if held[fid_lib.FULL].count < 2:
         return None
-    batches = fid_lib.real_batches(heldout, settings, heldout_config, options.batch, False, options.real_views)
-    reconstructed = fid_lib.collect_features(fid_lib.reconstructed_batches(autoencoder, batches, options.device),
+    reconstructed = fid_lib.collect_features(fid_lib.reconstructed_batches(autoencoder, held_images, options.device),
                                              extractor, keep=True)
 
     def kid_vs_real(stats, key=fid_lib.FULL):
