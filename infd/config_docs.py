@@ -21,7 +21,8 @@ from functools import lru_cache
 
 @lru_cache(maxsize=None)
 def field_comments(cls: type) -> dict[str, str]:
-    """``{field name: the comment after its definition}`` from ``cls``'s source (empty without source)."""
+    """``{field name: the comment after its definition, else the comment lines right above it}`` from
+    ``cls``'s source (empty without source)."""
     try:
         source, first = inspect.getsourcelines(cls)
     except (OSError, TypeError):
@@ -30,11 +31,15 @@ def field_comments(cls: type) -> dict[str, str]:
     for token in tokenize.generate_tokens(io.StringIO("".join(source)).readline):
         if token.type == tokenize.COMMENT:
             comments[token.start[0]] = token.string.lstrip("#").strip()
-    out = {}
+    out, above = {}, []
     for number, line in enumerate(source, start=1):
+        if line.lstrip().startswith("#"):
+            above.append(comments[number])
+            continue
         name = line.strip().split(":", 1)[0]
-        if number in comments and name.isidentifier() and ":" in line.split("#", 1)[0]:
-            out[name] = comments[number]
+        if name.isidentifier() and ":" in line.split("#", 1)[0] and (number in comments or above):
+            out[name] = comments[number] if number in comments else " ".join(above)
+        above = []
     return out
 
 
@@ -46,6 +51,8 @@ def docstring_entries(cls: type) -> dict[str, str]:
     """``{field name: text}`` of the ``name: text`` entries in ``cls``'s docstring (up to the next entry
     or the end of the paragraph)."""
     doc = inspect.getdoc(cls) or ""
+    if doc.startswith(f"{cls.__name__}("):  # the signature dataclasses write when a class has no docstring
+        return {}
     names = {f.name for f in dataclasses.fields(cls)}
     found = [m for m in ENTRY.finditer(doc) if all(n in names for n in m.group(1).split(", "))]
     out = {}

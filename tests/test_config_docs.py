@@ -48,6 +48,19 @@ def test_meanings_come_from_comments_or_docstring_entries():
     assert field_doc(Example, "gamma") == "said here instead" and field_doc(Example, "delta") == ""
 
 
+def test_comment_lines_above_a_field_document_it_and_a_bare_dataclass_has_no_entries():
+    @dataclass
+    class Bare:  # no docstring: dataclasses make one of the signature ("Bare(alpha: 'int' = 1, ...)")
+        alpha: int = 1
+        # what beta is,
+        # over two lines
+        beta: int = 2
+        gamma: int = 3
+
+    assert field_doc(Bare, "alpha") == "" and field_doc(Bare, "gamma") == ""
+    assert field_doc(Bare, "beta") == "what beta is, over two lines"
+
+
 def test_help_config_prints_the_stage_reference():
     proc = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), "dm", "--help-config"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})

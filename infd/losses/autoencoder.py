@@ -22,7 +22,7 @@ from .lpips import LPIPS, load_lpips
 
 @dataclass
 class AutoencoderLossConfig:
-    l1_weight: float = 1.0
+    l1_weight: float = 1.0  # pixel L1 between the rendered patch and its ground truth
     perceptual_weight: float = 1.0  # LPIPS-VGG; 0 skips loading the LPIPS network
     perceptual_start_step: int = 0  # L1 (+ reg) only before this step: the cheap part of learning first
     gan_weight: float = 0.75  # times the adaptive weight; 0 disables the GAN

@@ -10,10 +10,10 @@ import torch
 @dataclass
 class OptimizerConfig:
     name: str = "adam"  # adam | adamw
-    lr: float = 3.6e-5
+    lr: float = 3.6e-5  # learning rate (the peak one where the stage has a warm-up)
     betas: tuple[float, float] = (0.5, 0.9)  # Adam's (beta1, beta2); 0.5, 0.9 is the GAN-stable choice of LDM
-    weight_decay: float = 0.0
-    eps: float = 1e-8
+    weight_decay: float = 0.0  # decoupled (AdamW) or L2 (Adam) weight decay
+    eps: float = 1e-8  # Adam's epsilon
 
     def __post_init__(self):
         if self.name not in ("adam", "adamw"):
