@@ -63,3 +63,26 @@ def test_kl_matches_closed_form():
     expected = 0.5 * (mean ** 2 + var - 1 - logvar).sum((1, 2, 3))
     torch.testing.assert_close(posterior.kl(), expected)
     assert torch.equal(posterior.mode(), mean)
+
+
+def test_decode_padding_decodes_the_mirrored_latent_and_crops_its_field():
+    padded, plain = tiny(bottleneck="none", decode_padding=2), tiny(bottleneck="none")
+    plain.load_state_dict(padded.state_dict())
+    z = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        phi = padded.decode(z)
+        mirrored = plain.decode(torch.nn.functional.pad(z, (2, 2, 2, 2), mode="reflect"))  # (2, 32, 48, 48)
+        assert phi.shape == plain.decode(z).shape == (2, 32, 32, 32)
+        torch.testing.assert_close(phi, mirrored[..., 8:40, 8:40])
+        assert (phi - plain.decode(z)).abs()[..., :4, :].max() > 1e-3  # the border sees the mirror, not zeros
+        # training renders through the same padded field as inference
+        inp = torch.rand(1, 3, 32, 32) * 2 - 1
+        coord, cell = make_query((24, 24), batch=1)
+        rgb, _ = padded(inp, coord, cell)
+        torch.testing.assert_close(rgb, padded.render(padded.decode(padded.encode(inp)), coord, cell))
+        assert padded.decode(torch.randn(1, 3, 2, 3)).shape == (1, 32, 8, 12)  # reflection capped at side - 1
+
+
+def test_decode_padding_is_checked_against_the_latent_side():
+    with pytest.raises(ValueError, match=r"decode_padding must be in \[0, latent side 8\)"):
+        tiny(decode_padding=8)

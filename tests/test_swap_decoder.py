@@ -1,5 +1,7 @@
 """tools/swap_decoder.py: a bundle takes a decoder and renderer fine-tuned on its own latent space and
 refuses ones trained on another; the prior and the latents stay, only the fields and pixels change."""
+import dataclasses
+
 import pytest
 import torch
 
@@ -8,6 +10,7 @@ from tool_testing import load_tool
 from infd.checkpoint import load_model, read_checkpoint, save_model
 from infd.convert.lookup import switch_lookup
 from infd.convert.swap import changed_parts, latent_space_differences, swap_decoding
+from infd.models.autoencoder import NeuralFieldAutoencoder
 from infd.renderers.coords import make_query_grid
 
 
@@ -72,3 +75,15 @@ def test_the_tool_keeps_the_metadata_and_never_writes_an_input(tmp_path, capsys)
         assert tool.main(args) == 2
         assert capsys.readouterr().err.count("error: ") == 1
     assert src.read_bytes() == before and not (tmp_path / "x.safetensors").exists()
+
+
+def test_the_decode_padding_travels_with_the_decoder():
+    bundle = make_bundle()
+    tuned = fine_tuned(bundle, ("decoder",))
+    ae = NeuralFieldAutoencoder(dataclasses.replace(tuned.config, decode_padding=1))
+    ae.load_state_dict(tuned.state_dict())
+    swapped = swap_decoding(bundle, ae)
+    assert swapped.autoencoder.config.decode_padding == 1 == swapped.config.autoencoder.decode_padding
+    z = torch.randn(1, bundle.config.z_channels, bundle.config.latent_size, bundle.config.latent_size)
+    with torch.no_grad():
+        assert torch.equal(swapped.decode(z), ae.decode(z))

@@ -5,7 +5,7 @@ and bottleneck frozen (``frozen:`` in the stage-1 config: a renderer alone after
 decoder and renderer, ``configs/train/ae_cpu_v6.yaml``) and put into the bundle. ``swap_decoding`` checks
 that the autoencoder's encoder and bottleneck are the bundle's to the bit (otherwise the latents differ and
 stage 2 must be re-cached and retrained), and returns the bundle with the autoencoder's post-quant conv,
-decoder and renderer (weights, config and magnification range).
+decoder and renderer (weights, config, magnification range and decode padding).
 """
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ def swap_decoding(bundle: LatentDiffusion, autoencoder: NeuralFieldAutoencoder) 
                          "re-cache the latents and train stage 2 on them instead")
     ae_config = autoencoder.config
     if dataclasses.replace(ae_config, renderer=bundle.config.autoencoder.renderer,
-                           max_magnification=bundle.config.autoencoder.max_magnification) != bundle.config.autoencoder:
+                           max_magnification=bundle.config.autoencoder.max_magnification,
+                           decode_padding=bundle.config.autoencoder.decode_padding) != bundle.config.autoencoder:
         raise ValueError("the autoencoder's architecture is not the bundle's beyond its renderer")
     new_ae = NeuralFieldAutoencoder(ae_config)
     new_ae.load_state_dict(autoencoder.state_dict())

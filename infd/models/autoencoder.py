@@ -32,7 +32,7 @@ class AutoencoderConfig:
     in_channels: int = 3  # image channels (RGB)
     channels: int = 128  # width of the first encoder level
     channel_mult: tuple[int, ...] = (1, 2, 4)  # width multipliers per level; len - 1 halvings: f = 2^(len - 1)
-    num_res_blocks: int = 2
+    num_res_blocks: int = 2  # residual blocks per level (the decoder has one more, as in LDM)
     attn_resolutions: tuple[int, ...] = ()  # feature sizes (pixels a side) that get self-attention
     mid_attention: bool = True  # self-attention in the middle block of the encoder and decoder
     dropout: float = 0.0  # in the residual blocks
@@ -47,6 +47,11 @@ class AutoencoderConfig:
     # renders at this magnification and resamples (infd.rendering.magnify). Training fills it in from the
     # data (max_size / field side); None (checkpoints from before it existed): DEFAULT_MAX_MAGNIFICATION.
     max_magnification: float | None = None
+    # Latent positions mirrored (reflect padding) onto every side of z before the field decoder; the field
+    # of the padding is cropped away. With 0 the decoder's zero-padded convolutions see the latent's border,
+    # and the outermost field cells decode worse than the inner ones (the frame of issue 13). Training and
+    # inference both decode through it (decode_field), so they see the same border.
+    decode_padding: int = 0
 
     def __post_init__(self):
         factor = 2 ** (len(self.channel_mult) - 1)
@@ -64,6 +69,9 @@ class AutoencoderConfig:
                              f"({widths})")
         if self.input_size % factor:
             raise ValueError(f"input_size {self.input_size} is not divisible by the downsampling factor {factor}")
+        if not 0 <= self.decode_padding < self.input_size // factor:
+            raise ValueError(f"decode_padding must be in [0, latent side {self.input_size // factor}), "
+                             f"got {self.decode_padding}")
         if self.max_magnification is not None and not self.max_magnification >= 1:
             raise ValueError(f"max_magnification must be >= 1 (output side / field side), got {self.max_magnification}")
 
@@ -204,7 +212,17 @@ class NeuralFieldAutoencoder(nn.Module):
         """Field ``phi`` of a latent ``z``; VQ models snap ``z`` to the codebook first (unless told not to)."""
         if self.quantize is not None and quantize:
             z = self.quantize(z)[0]
-        return self.decoder(self.post_quant_conv(z))
+        return self.decode_field(z)
+
+    def decode_field(self, z: torch.Tensor) -> torch.Tensor:
+        """Field of a (quantised) latent ``z (B, C, h, w)``: ``decode_padding`` latent positions mirrored onto
+        each side (at most ``side - 1``, what reflection allows), decoded, and the padding's field cropped."""
+        p = min(self.config.decode_padding, z.shape[-2] - 1, z.shape[-1] - 1)
+        if p < 1:
+            return self.decoder(self.post_quant_conv(z))
+        phi = self.decoder(self.post_quant_conv(F.pad(z, (p, p, p, p), mode="reflect")))
+        f = phi.shape[-1] // (z.shape[-1] + 2 * p)  # field positions per latent position
+        return phi[..., p * f:phi.shape[-2] - p * f, p * f:phi.shape[-1] - p * f]
 
     def render(self, phi: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         return self.renderer(phi, coord, cell)
@@ -224,7 +242,7 @@ class NeuralFieldAutoencoder(nn.Module):
     def forward(self, inp: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor):
         """Training pass: ``(rgb (B, 3, H, W), reg_loss ())``, the bottleneck's VQ or KL term."""
         z, reg = self.bottleneck(self._moments(inp))
-        phi = self.decoder(self.post_quant_conv(z))
+        phi = self.decode_field(z)
         return self.render(phi, coord, cell), reg
 
 
