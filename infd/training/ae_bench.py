@@ -124,7 +124,7 @@ class StepRunner:
         with _autocast(c.mixed_precision, self.device):
             z, reg = model.bottleneck(model._moments(inp))
             clock.lap("encoder")
-            phi = model.decoder(model.post_quant_conv(z))
+            phi = model.decode_field(z)
             clock.lap("decoder")
             rgb = crop_context(model.render(phi, coord, cell), gt.shape[-2:])
             clock.lap("renderer")
