@@ -39,6 +39,9 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path):
                      deterministic=False, exact_resume=False)
     dm = tiny_dm_config({"autoencoder": "unused", "latents": "unused.tar"}, "unused", sample_every=2,
                         checkpoint_every=2, deterministic=False, exact_resume=False)
+    # as conditional as the config the README names, so the walkthrough must say what unlabelled photos need
+    real = yaml.safe_load((ROOT / "configs" / "train" / "dm_cpu_unet.yaml").read_text())
+    dm["diffusion"]["model"]["num_classes"] = real["diffusion"]["model"].get("num_classes")
     (tmp_path / "ae_tiny.yaml").write_text(yaml.safe_dump(ae))
     (tmp_path / "dm_tiny.yaml").write_text(yaml.safe_dump(dm))
     script = walkthrough()
