@@ -114,6 +114,16 @@ def test_resume_is_bit_exact(cache, tmp_path):
     assert any(not torch.equal(c["model"][k], b["model"][k]) for k in c["model"])  # it did train after resuming
 
 
+def test_init_from_a_bundle_continues_its_step(cache, tmp_path):
+    first = train_diffusion(from_dict(DMTrainConfig, tiny_dm_config(cache, tmp_path / "a", max_steps=4)), progress=False)
+    bundle = first.run_dir / "bundle.safetensors"
+    assert read_checkpoint(bundle)[1]["step"] == "4"
+    second = train_diffusion(from_dict(DMTrainConfig, tiny_dm_config(cache, tmp_path / "b", max_steps=6)),
+                             progress=False, init_from=str(bundle))
+    assert second.step == 6
+    assert [r["step"] for r in read_log(tmp_path / "b") if "loss" in r] == [5, 6]  # from the bundle's step 4
+
+
 def test_class_conditional_training_and_label_dropout(cache, tmp_path):
     config = tiny_dm_config(cache, tmp_path / "cond", max_steps=3, checkpoint_every=3)
     config["diffusion"]["model"]["num_classes"] = 3

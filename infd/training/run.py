@@ -88,14 +88,15 @@ def init_weights(io: CheckpointIO, path: str | Path) -> int:
     For a run whose saved state is gone (a new machine): ``path`` is a committed ``.safetensors`` export
     of the same architecture (strict keys: a mismatch is one ``CheckpointError`` line), or a file that holds
     it as a part (a bundle's ``autoencoder.``). The optimisers start fresh; the step counter continues from
-    the file's ``step`` metadata (0 when absent, or when the weights are a part: the step is the file's).
+    the file's ``step`` metadata (0 when absent). A bundle's step counts its stage 2: a stage-2 run taking the
+    bundle's ``backbone.`` goes on from it, a stage-1 run taking its ``autoencoder.`` starts at 0.
     """
     state, metadata = read_checkpoint(path)
     state, prefix = _part_of(state, set(io.parts["model"].state_dict()))
     for name in ("model", "ema"):
         if io.parts.get(name) is not None:
             load_state_strict(io.parts[name], state, source=str(path))
-    if prefix:
+    if prefix == "autoencoder.":
         return 0
     try:
         return int(metadata.get("step", 0))
