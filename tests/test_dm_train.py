@@ -10,8 +10,10 @@ from infd.diffusion.bundle import LatentDiffusion
 from infd.diffusion.config import build_backbone, build_schedule
 from infd.diffusion.objective import diffusion_loss
 from infd.training.dm_loop import DMTrainConfig, _labels, train_diffusion
+from infd.models.autoencoder import NeuralFieldAutoencoder
+from infd.training.run import init_weights
 from infd.training.run_dir import read_log
-from infd.training.state import load_state
+from infd.training.state import CheckpointIO, load_state
 
 from dm_testing import make_cache
 
@@ -122,6 +124,12 @@ def test_init_from_a_bundle_continues_its_step(cache, tmp_path):
                              progress=False, init_from=str(bundle))
     assert second.step == 6
     assert [r["step"] for r in read_log(tmp_path / "b") if "loss" in r] == [5, 6]  # from the bundle's step 4
+    # a stage-1 run taking the bundle's autoencoder: the bundle's step is stage 2's, so it starts at 0
+    loaded = load_model(bundle)
+    autoencoder = NeuralFieldAutoencoder(loaded.config.autoencoder)
+    assert init_weights(CheckpointIO(tmp_path / "c", model=autoencoder), bundle) == 0
+    for key, value in loaded.autoencoder.state_dict().items():
+        assert torch.equal(autoencoder.state_dict()[key], value), key
 
 
 def test_class_conditional_training_and_label_dropout(cache, tmp_path):
