@@ -4,7 +4,7 @@ import torch
 from eval_testing import TinyExtractor, tiny_bundle
 
 from infd.checkpoint import save_model
-from infd.eval.kid import kid, memorisation_ratio, mmd2_unbiased, nearest_distances
+from infd.eval.kid import kid, memorisation_ratio, mmd2_unbiased, nearest_distances, nearest_other_group_distances
 from infd.eval.run import EvalOptions, evaluate, evaluate_fid
 from infd.diffusion.sampling import SamplingSpec
 from test_eval_fid import shards  # noqa: F401 (the shard fixture)
@@ -46,6 +46,24 @@ def test_memorisation_ratio_flags_copies_of_the_training_set():
     assert torch.allclose(nearest_distances(train[:3], train), torch.zeros(3, dtype=torch.float64))
 
 
+def test_leave_one_photo_out_distance_ignores_the_views_of_the_same_photo():
+    # 10 photos, 5 near-identical views each: a view's nearest other-photo view is far, its own photo's near
+    centres = 3 * gauss(10, seed=1)
+    train = centres.repeat_interleave(5, dim=0) + 1e-2 * gauss(50, seed=2)
+    groups = torch.arange(50) // 5
+    within = nearest_other_group_distances(train, groups)
+    expected = torch.cdist(centres, centres).fill_diagonal_(float("inf")).min(dim=1).values.repeat_interleave(5)
+    assert torch.allclose(within, expected, atol=0.1) and within.min() > 1.0
+    # a sample copying a view sits far nearer than another photo does; a fresh photo about as near
+    copies = memorisation_ratio(train[::5] + 1e-3 * gauss(10, seed=3), train, gauss(10, seed=4), groups)
+    assert copies["ratio_within"] < 0.01 and copies["train_to_other_photos"] == pytest.approx(float(within.median()))
+    fresh = memorisation_ratio(3 * gauss(10, seed=5), train, gauss(10, seed=4), groups)
+    assert 0.5 < fresh["ratio_within"] < 2.0
+    assert "ratio_within" not in memorisation_ratio(train[:3], train, train[3:6])
+    with pytest.raises(ValueError, match="at least two groups"):
+        nearest_other_group_distances(train, torch.zeros(50))
+
+
 def test_evaluation_reports_kid_real_views_and_memorisation(shards, tmp_path):  # noqa: F811
     bundle = save_model(tiny_bundle(), tmp_path / "bundle.safetensors")
     options = EvalOptions(sizes=(16, 32), scales=(2,), fid=True, num_samples=6, fid_sizes=(32,), patch=16,
@@ -56,7 +74,9 @@ def test_evaluation_reports_kid_real_views_and_memorisation(shards, tmp_path):  
     assert isinstance(fid["kid"], float) and fid["kid_std"] >= 0 and list(fid["patch_kid"]) == ["32"]
     mem = fid["memorisation"]
     assert mem["num_heldout"] == 2 * 3 and mem["ratio"] > 0
-    assert set(fid["kid_floors"]) == {"heldout", "heldout_reconstructed", "heldout_patch"}
+    assert mem["ratio_within"] > 0 and mem["train_to_other_photos"] > 0
+    assert set(fid["kid_floors"]) == {"heldout", "heldout_reconstructed", "train_reconstructed", "heldout_patch"}
+    assert fid["kid_floors"]["train_reconstructed"] != fid["kid_floors"]["heldout_reconstructed"]
     assert list(fid["kid_floors"]["heldout_patch"]) == ["32"]
     assert fid["kid_floors"]["heldout"] != fid["kid_floors"]["heldout_reconstructed"]
     plain = evaluate_fid(tiny_bundle(), shards["train"], EvalOptions(fid=True, num_samples=6, fid_sizes=(32,),

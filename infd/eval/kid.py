@@ -11,6 +11,10 @@ from ``seed``. Values are often quoted x 1000.
 **Memorisation ratio**: the median distance from each sample to its nearest training image, over the
 median distance from each held-out real image to its nearest training image (features, L2). Samples that
 copy training images sit closer to them than new real images do: a ratio well below 1 is memorisation.
+Held-out photos of another collection sit farther from the training set than new photos of the same
+collection would, so with the training images' photo indices a second ratio is reported: over the median
+distance from each training image to its nearest image *of another training photo* (leave one photo out),
+how near a new photo like the training ones comes to the rest of the set.
 """
 from __future__ import annotations
 
@@ -57,8 +61,26 @@ def nearest_distances(queries, references) -> torch.Tensor:
     return torch.cdist(q, r, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values  # exact 0 for copies
 
 
-def memorisation_ratio(samples, train, heldout) -> dict[str, float]:
-    """Median nearest-training distance of the samples and of held-out real images, and their ratio."""
+def nearest_other_group_distances(features, groups) -> torch.Tensor:
+    """L2 distance from each row of ``features (n, d)`` to its nearest row of another group (``groups``: n
+    ids, e.g. the photo of each view): ``(n,)``; needs at least two groups."""
+    f = torch.as_tensor(features).detach().to("cpu", torch.float64)
+    g = torch.as_tensor(groups)
+    if g.shape != (f.shape[0],) or g.unique().numel() < 2:
+        raise ValueError(f"need one group id per feature vector and at least two groups, got {tuple(g.shape)} ids "
+                         f"for {f.shape[0]} vectors")
+    d = torch.cdist(f, f, compute_mode="donot_use_mm_for_euclid_dist")
+    return d.masked_fill(g[:, None] == g[None, :], float("inf")).min(dim=1).values
+
+
+def memorisation_ratio(samples, train, heldout, train_groups=None) -> dict[str, float]:
+    """Median nearest-training distance of the samples and of held-out real images, and their ratio; with
+    ``train_groups`` (the photo of each training image) also the leave-one-photo-out distance of the
+    training images and the samples' ratio to it (module doc)."""
     to_train = float(nearest_distances(samples, train).median())
     real = float(nearest_distances(heldout, train).median())
-    return {"sample_to_train": to_train, "heldout_to_train": real, "ratio": to_train / real if real > 0 else float("nan")}
+    out = {"sample_to_train": to_train, "heldout_to_train": real, "ratio": to_train / real if real > 0 else float("nan")}
+    if train_groups is not None:
+        within = float(nearest_other_group_distances(train, train_groups).median())
+        out.update(train_to_other_photos=within, ratio_within=to_train / within if within > 0 else float("nan"))
+    return out

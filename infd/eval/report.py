@@ -61,10 +61,16 @@ def _sample_metrics(fid: dict) -> list[tuple[str, float | None]]:
                  (f"patch-KID x 1000, {fid['patch']} px crops of {size} renders", None if pk is None else 1000 * pk)]
     mem = fid.get("memorisation")
     rows.append(("memorisation ratio (1 = as far from training as held-out photos)", mem["ratio"] if mem else None))
+    if mem and "ratio_within" in mem:
+        rows.append(("memorisation ratio within the set (1 = as far as a training photo from the others)",
+                     mem["ratio_within"]))
     floors = fid.get("kid_floors")
     if isinstance(floors, dict):
         rows.append(("KID x 1000 of held-out images reconstructed by its autoencoder (reference)",
                      1000 * floors["heldout_reconstructed"]))
+        if "train_reconstructed" in floors:
+            rows.append(("KID x 1000 of the real views reconstructed by its autoencoder (floor)",
+                         1000 * floors["train_reconstructed"]))
         for size, value in floors.get("heldout_patch", {}).items():
             rows.append((f"patch-KID x 1000 of held-out {fid['patch']} px crops of {size} px squares (reference)",
                          1000 * value))
@@ -126,12 +132,18 @@ def fid_lines(fid: dict) -> list[str]:
         lines += ["", f"Memorisation: median feature distance to the nearest training image {mem['sample_to_train']:.2f} "
                       f"for samples, {mem['heldout_to_train']:.2f} for {mem['num_heldout']} held-out real images: "
                       f"ratio {mem['ratio']:.3f} (well below 1 = samples copy training images)"]
+        if "ratio_within" in mem:
+            lines[-1] += (f"; a training image to the nearest image of another training photo "
+                          f"{mem['train_to_other_photos']:.2f}: ratio {mem['ratio_within']:.3f}")
     floors = fid.get("kid_floors")
     if isinstance(floors, dict):
         lines += ["", f"KID x 1000 references, whole images vs the same real set: the held-out real images "
                       f"{1000 * floors['heldout']:.2f} (what a model that generalises rather than copies can reach), "
                       f"their reconstructions by this bundle's autoencoder {1000 * floors['heldout_reconstructed']:.2f} "
                       "(the same through its decoder)"]
+        if "train_reconstructed" in floors:
+            lines[-1] += (f", the real views' own reconstructions {1000 * floors['train_reconstructed']:.2f} (the floor "
+                          "of a prior that had learnt the training latents exactly)")
         for size, value in floors.get("heldout_patch", {}).items():
             lines[-1] += f"; patch-KID x 1000 of the held-out {fid['patch']} px crops of {size} px squares {1000 * value:.2f}"
     lines += ["", f"Scale consistency of the samples (PSNR of the {2 * fid['full_size']} render downsampled to "

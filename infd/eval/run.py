@@ -165,10 +165,11 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
         real_photos = load_photos(real_config, options.num_real)
         if len(real_photos) < 2:
             raise ValueError(f"FID needs at least 2 real photos, {train_data} has {len(real_photos)}")
-        shared["real", settings] = real_photos, fid_lib.collect_features(
-            fid_lib.real_batches(real_photos, settings, real_config, options.batch, options.progress,
-                                 options.real_views), extractor, keep=True)
-    real_photos, real = shared["real", settings]
+        batches = list(fid_lib.real_batches(real_photos, settings, real_config, options.batch, options.progress,
+                                            options.real_views))
+        shared["real", settings] = (real_photos, fid_lib.collect_features(batches, extractor, keep=True),
+                                    [{fid_lib.FULL: b[fid_lib.FULL]} for b in batches])
+    real_photos, real, real_images = shared["real", settings]
     consistency = []
 
     def on_full(phi, full):  # the full-size render exists already; scale_consistency renders only 2x
@@ -193,10 +194,13 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
             shared["heldout", settings] = (fid_lib.collect_features(batches, extractor, keep=True),
                                            [{fid_lib.FULL: b[fid_lib.FULL]} for b in batches])
         held, held_images = shared["heldout", settings]
+        groups = torch.arange(real[fid_lib.FULL].count) // max(options.real_views, 1)  # the photo of each view
         memorisation = kid_lib.memorisation_ratio(fake[fid_lib.FULL].features, real[fid_lib.FULL].features,
-                                                  held[fid_lib.FULL].features)
+                                                  held[fid_lib.FULL].features,
+                                                  groups if len(real_photos) > 1 else None)
         memorisation["num_heldout"] = held[fid_lib.FULL].count
-        floors = kid_references(model.autoencoder, held, held_images, real, settings, options, extractor)
+        floors = kid_references(model.autoencoder, held, held_images, real, real_images, settings, options,
+                                extractor)
     return {"fid": table[fid_lib.FULL],
             "patch_fid": {str(R): table[fid_lib.patch_key(R)] for R in settings.sizes},
             "kid": kids[fid_lib.FULL][0], "kid_std": kids[fid_lib.FULL][1],
@@ -213,22 +217,29 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
             "sample_scale_consistency": torch.cat(consistency).mean().item()}
 
 
-def kid_references(autoencoder, held: dict, held_images: list[dict], real: dict, settings, options,
-                   extractor) -> dict[str, float] | None:
-    """KID of the held-out real images (whole and their patch crops) and of their reconstructions by
-    ``autoencoder`` (whole) vs the real set: what a model that generalises rather than copies can reach,
-    without and with this decoder; ``None`` with fewer than two held-out images. ``held_images``: the
-    held-out batches ``{FULL: images}`` behind ``held``'s features."""
+def kid_references(autoencoder, held: dict, held_images: list[dict], real: dict, real_images: list[dict],
+                   settings, options, extractor) -> dict[str, float] | None:
+    """KID vs the real set of: the held-out real images (whole and their patch crops) and their
+    reconstructions by ``autoencoder`` (whole), what a model that generalises rather than copies can reach
+    without and with this decoder; and the real set's own reconstructions, what a prior that had learnt the
+    training latents exactly would reach through this decoder (the floor of its samples' KID). ``None``
+    with fewer than two held-out images. ``held_images``, ``real_images``: the batches ``{FULL: images}``
+    behind ``held``'s and ``real``'s features."""
     if held[fid_lib.FULL].count < 2:
         return None
-    reconstructed = fid_lib.collect_features(fid_lib.reconstructed_batches(autoencoder, held_images, options.device),
-                                             extractor, keep=True)
+
+    def reconstruct(images):
+        return fid_lib.collect_features(fid_lib.reconstructed_batches(autoencoder, images, options.device),
+                                        extractor, keep=True)
+
+    reconstructed, train_reconstructed = reconstruct(held_images), reconstruct(real_images)
 
     def kid_vs_real(stats, key=fid_lib.FULL):
         return kid_lib.kid(stats[key].features, real[key].features, options.kid_subsets, options.kid_subset_size,
                            options.seed)[0]
 
     return {"heldout": kid_vs_real(held), "heldout_reconstructed": kid_vs_real(reconstructed),
+            "train_reconstructed": kid_vs_real(train_reconstructed),
             "heldout_patch": {str(R): kid_vs_real(held, fid_lib.patch_key(R)) for R in settings.sizes}}
 
 
