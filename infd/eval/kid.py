@@ -21,8 +21,12 @@ from __future__ import annotations
 import torch
 
 
+def _float64(x) -> torch.Tensor:
+    return torch.as_tensor(x).detach().to("cpu", torch.float64)
+
+
 def _as_features(x) -> torch.Tensor:
-    x = torch.as_tensor(x).detach().to("cpu", torch.float64)
+    x = _float64(x)
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"KID needs at least 2 feature vectors (N, D), got shape {tuple(x.shape)}")
     return x
@@ -57,15 +61,14 @@ def kid(fake, real, subsets: int = 100, subset_size: int = 1000, seed: int = 0) 
 
 def nearest_distances(queries, references) -> torch.Tensor:
     """L2 distance from each query ``(n, d)`` to its nearest reference ``(m, d)``: ``(n,)``."""
-    q, r = (torch.as_tensor(a).detach().to("cpu", torch.float64) for a in (queries, references))
+    q, r = _float64(queries), _float64(references)
     return torch.cdist(q, r, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values  # exact 0 for copies
 
 
 def nearest_other_group_distances(features, groups) -> torch.Tensor:
     """L2 distance from each row of ``features (n, d)`` to its nearest row of another group (``groups``: n
     ids, e.g. the photo of each view): ``(n,)``; needs at least two groups."""
-    f = torch.as_tensor(features).detach().to("cpu", torch.float64)
-    g = torch.as_tensor(groups)
+    f, g = _float64(features), torch.as_tensor(groups)
     if g.shape != (f.shape[0],) or g.unique().numel() < 2:
         raise ValueError(f"need one group id per feature vector and at least two groups, got {tuple(g.shape)} ids "
                          f"for {f.shape[0]} vectors")

@@ -165,10 +165,8 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
         real_photos = load_photos(real_config, options.num_real)
         if len(real_photos) < 2:
             raise ValueError(f"FID needs at least 2 real photos, {train_data} has {len(real_photos)}")
-        batches = list(fid_lib.real_batches(real_photos, settings, real_config, options.batch, options.progress,
-                                            options.real_views))
-        shared["real", settings] = (real_photos, fid_lib.collect_features(batches, extractor, keep=True),
-                                    [{fid_lib.FULL: b[fid_lib.FULL]} for b in batches])
+        shared["real", settings] = (real_photos, *features_and_images(fid_lib.real_batches(
+            real_photos, settings, real_config, options.batch, options.progress, options.real_views), extractor))
     real_photos, real, real_images = shared["real", settings]
     consistency = []
 
@@ -188,16 +186,13 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
                              options.seed) for key in fake if key in real}
     memorisation = floors = None
     if heldout:
-        if ("heldout", settings) not in shared:  # features, and the whole images (for kid_references)
-            batches = list(fid_lib.real_batches(heldout, settings, heldout_config, options.batch, False,
-                                                options.real_views))
-            shared["heldout", settings] = (fid_lib.collect_features(batches, extractor, keep=True),
-                                           [{fid_lib.FULL: b[fid_lib.FULL]} for b in batches])
+        if ("heldout", settings) not in shared:
+            shared["heldout", settings] = features_and_images(fid_lib.real_batches(
+                heldout, settings, heldout_config, options.batch, False, options.real_views), extractor)
         held, held_images = shared["heldout", settings]
         groups = torch.arange(real[fid_lib.FULL].count) // max(options.real_views, 1)  # the photo of each view
         memorisation = kid_lib.memorisation_ratio(fake[fid_lib.FULL].features, real[fid_lib.FULL].features,
-                                                  held[fid_lib.FULL].features,
-                                                  groups if len(real_photos) > 1 else None)
+                                                  held[fid_lib.FULL].features, groups)
         memorisation["num_heldout"] = held[fid_lib.FULL].count
         floors = kid_references(model.autoencoder, held, held_images, real, real_images, settings, options,
                                 extractor)
@@ -215,6 +210,14 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
             "extractor": getattr(extractor, "name", type(extractor).__name__), "train_data": str(train_data),
             "sqrtm": resolve_method(options.sqrtm),
             "sample_scale_consistency": torch.cat(consistency).mean().item()}
+
+
+def features_and_images(batches, extractor) -> tuple[dict, list[dict]]:
+    """The kept features of real ``batches`` and their whole images ``[{FULL: images}]`` (for
+    ``kid_references``, which reconstructs them)."""
+    batches = list(batches)
+    return (fid_lib.collect_features(batches, extractor, keep=True),
+            [{fid_lib.FULL: b[fid_lib.FULL]} for b in batches])
 
 
 def kid_references(autoencoder, held: dict, held_images: list[dict], real: dict, real_images: list[dict],
