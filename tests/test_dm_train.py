@@ -116,6 +116,15 @@ def test_resume_is_bit_exact(cache, tmp_path):
     assert any(not torch.equal(c["model"][k], b["model"][k]) for k in c["model"])  # it did train after resuming
 
 
+def test_lr_cooldown_takes_the_last_steps_down_linearly(cache, tmp_path):
+    config = from_dict(DMTrainConfig, tiny_dm_config(cache, tmp_path / "run", lr_cooldown_steps=4))
+    train_diffusion(config, progress=False)
+    lrs = [row["lr"] for row in read_log(config.run_dir)]
+    assert lrs == pytest.approx([2e-3 * f for f in (1, 1, 1, 1, 1, 0.75, 0.5, 0.25)])  # the lr of steps 1..8
+    with pytest.raises(ValueError, match="lr_cooldown_steps"):
+        from_dict(DMTrainConfig, tiny_dm_config(cache, tmp_path / "bad", lr_cooldown_steps=9))
+
+
 def test_init_from_a_bundle_continues_its_step(cache, tmp_path):
     first = train_diffusion(from_dict(DMTrainConfig, tiny_dm_config(cache, tmp_path / "a", max_steps=4)), progress=False)
     bundle = first.run_dir / "bundle.safetensors"

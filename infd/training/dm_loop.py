@@ -29,7 +29,7 @@ from ..models.autoencoder import NeuralFieldAutoencoder, load_autoencoder
 from .accel import make_accelerator, seed_run
 from .dm_samples import sample_grid
 from .ema import EMA
-from .optim import OptimizerConfig, make_optimizer
+from .optim import OptimizerConfig, cooldown_factor, make_optimizer, set_lr
 from .run import TrainingRun, check_loop_config
 from .state import CheckpointIO, TrainResult
 
@@ -55,6 +55,7 @@ class DMTrainConfig:
     ema_decay: float = 0.9999  # 0 disables the EMA copy (the bundle then holds the raw weights)
     ema_warmup: bool = True  # decay min(ema_decay, (1 + step) / (10 + step))
     max_steps: int = 100000  # total steps of the run, across restarts
+    lr_cooldown_steps: int = 0  # the last steps before max_steps take the lr down linearly to ~0 (0: constant lr)
     max_minutes: float | None = None  # stop (with a checkpoint) after this long; a rerun continues
     log_every: int = 50  # steps between log.jsonl / tracker / plain log lines
     trackers: tuple[str, ...] = ("tensorboard",)  # also "wandb"; each needs its package installed
@@ -75,6 +76,8 @@ class DMTrainConfig:
         if not 0.0 <= self.cond_drop_prob <= 1.0:
             raise ValueError(f"cond_drop_prob must be in [0, 1], got {self.cond_drop_prob}")
         check_loop_config(self)
+        if not 0 <= self.lr_cooldown_steps <= self.max_steps:
+            raise ValueError(f"lr_cooldown_steps must be in [0, max_steps={self.max_steps}], got {self.lr_cooldown_steps}")
         if self.sample_steps < 1:
             raise ValueError(f"sample_steps must be >= 1, got {self.sample_steps}")
         if self.sample_every < 0 or self.num_sample_images < 0 or not all(s > 0 for s in self.sample_sizes):
@@ -172,6 +175,7 @@ def train_diffusion(config: DMTrainConfig, resume: bool = True, progress: bool =
             x0 = bundle.to_model_space(batch["z"].to(acc.device))  # (B, C, h, w), about unit variance
             cond = _labels(batch, num_classes, config.cond_drop_prob, acc.device)
             run.samples_seen += x0.shape[0] * acc.num_processes
+            set_lr(optimizer, config.optimizer.lr * cooldown_factor(run.step, config.max_steps, config.lr_cooldown_steps))
             with acc.autocast():
                 loss = diffusion_loss(model, x0, schedule, cond=cond, prediction=objective.prediction,
                                       min_snr_gamma=objective.min_snr_gamma).mean()

@@ -30,3 +30,18 @@ class OptimizerConfig:
 def make_optimizer(params, config: OptimizerConfig) -> torch.optim.Optimizer:
     cls = torch.optim.AdamW if config.name == "adamw" else torch.optim.Adam
     return cls(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay, eps=config.eps)
+
+
+def cooldown_factor(step: int, max_steps: int, cooldown_steps: int) -> float:
+    """The learning-rate factor of update ``step`` (0-based) under a constant rate with a final linear
+    cooldown: 1 until ``max_steps - cooldown_steps``, then down linearly to ``1 / cooldown_steps`` at the
+    last update (the warmup-stable-decay schedule, which matches a cosine one at the same length while
+    leaving the length open until the cooldown starts; Hagele et al. 2024). ``cooldown_steps`` 0: always 1."""
+    if cooldown_steps <= 0:
+        return 1.0
+    return min(1.0, max(max_steps - step, 1) / cooldown_steps)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
