@@ -97,6 +97,8 @@ def shards(tmp_path_factory):
 def test_evaluate_fid_of_a_bundle_is_reproducible(shards):
     options = EvalOptions(fid=True, num_samples=4, fid_sizes=(48, 64), patch=16, sampling=SamplingSpec(steps=2), batch=3, lpips=False)
     results = [evaluate_fid(tiny_bundle(), shards["train"], options, extractor=TinyExtractor()) for _ in range(2)]
+    for r in results:
+        assert r.pop("sampler_seconds_per_sample") > 0  # a time: the one figure that differs between runs
     first = results[0]
     assert first == results[1]  # seeded samples and crops
     assert first["num_samples"] == 4 and first["num_real"] == 6 and first["full_size"] == 32
@@ -171,3 +173,18 @@ def test_checkpoint_labels_name_the_run_of_a_checkpoint_or_an_exported_bundle():
     assert checkpoint_label("runs/a/checkpoints/model-latest.safetensors", model) == "a [clif]"
     assert checkpoint_label("runs/cmp/uvit/bundle.safetensors", model) == "uvit [clif]"
     assert checkpoint_label("wip/ae_cpu_v6.safetensors", model) == "ae_cpu_v6 [clif]"
+
+
+def test_reconstructed_crops_are_crops_of_the_encoded_square_rendered_at_each_size():
+    autoencoder = tiny_autoencoder()
+    config = eval_data_config("unused.tar", autoencoder.config.input_size)
+    photos = [png_bytes(photo(i, (72, 56))) for i in (1, 2)]
+    settings = fid.FIDSettings(full_size=16, sizes=(48,), patch=16, seed=1)
+    batches = list(fid.reconstructed_crops(autoencoder, photos, settings, config, views=3))
+    assert [tuple(b["patch@48"].shape) for b in batches] == [(3, 3, 16, 16)] * 2
+    with torch.no_grad():
+        x = photo_square(photos[1], autoencoder.config.input_size, config).unsqueeze(0)
+        full = render(autoencoder.renderer, autoencoder.decode(autoencoder.encode(x)), (48, 48)).clamp(-1, 1)
+    for v in range(3):  # photo 1's views are images 3..5, the indices of real_batches' crops
+        rows, cols = fid.patch_region(48, 16, 3 + v, seed=1).slices()
+        torch.testing.assert_close(batches[1]["patch@48"][v], full[0, :, rows, cols], rtol=1e-4, atol=1e-4)

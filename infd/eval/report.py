@@ -59,21 +59,20 @@ def _sample_metrics(fid: dict) -> list[tuple[str, float | None]]:
         pk = fid.get("patch_kid", {}).get(size)
         rows += [(f"patch-FID, {fid['patch']} px crops of {size} renders", value),
                  (f"patch-KID x 1000, {fid['patch']} px crops of {size} renders", None if pk is None else 1000 * pk)]
-    mem = fid.get("memorisation")
+    mem = fid.get("memorisation") if isinstance(fid.get("memorisation"), dict) else None
     rows.append(("memorisation ratio (1 = as far from training as held-out photos)", mem["ratio"] if mem else None))
     if mem and "ratio_within" in mem:
         rows.append(("memorisation ratio within the set (1 = as far as a training photo from the others)",
                      mem["ratio_within"]))
-    floors = fid.get("kid_floors")
-    if isinstance(floors, dict):
-        rows.append(("KID x 1000 of held-out images reconstructed by its autoencoder (reference)",
-                     1000 * floors["heldout_reconstructed"]))
-        if "train_reconstructed" in floors:
-            rows.append(("KID x 1000 of the real views reconstructed by its autoencoder (floor)",
-                         1000 * floors["train_reconstructed"]))
-        for size, value in floors.get("heldout_patch", {}).items():
-            rows.append((f"patch-KID x 1000 of held-out {fid['patch']} px crops of {size} px squares (reference)",
-                         1000 * value))
+    refs = fid.get("references")
+    if isinstance(refs, dict):
+        kid = refs["kid"]
+        rows += [("KID x 1000 of held-out images reconstructed by its autoencoder (reference)",
+                  1000 * kid["heldout_reconstructed"]),
+                 ("KID x 1000 of the real views reconstructed by its autoencoder (floor)",
+                  1000 * kid["train_reconstructed"])]
+        for size, value in kid.get("heldout_reconstructed_patch", {}).items():
+            rows.append((f"patch-KID x 1000 of held-out crops reconstructed at {size} (reference)", 1000 * value))
     return rows
 
 
@@ -127,7 +126,7 @@ def fid_lines(fid: dict) -> list[str]:
         pk = fid.get("patch_kid", {}).get(size)
         lines.append(f"| {fid['patch']} px crops of {size} renders | {value:.2f} | "
                      f"{'-' if pk is None else f'{1000 * pk:.2f}'} |")
-    mem = fid.get("memorisation")
+    mem = fid.get("memorisation") if isinstance(fid.get("memorisation"), dict) else None
     if mem:
         lines += ["", f"Memorisation: median feature distance to the nearest training image {mem['sample_to_train']:.2f} "
                       f"for samples, {mem['heldout_to_train']:.2f} for {mem['num_heldout']} held-out real images: "
@@ -135,23 +134,66 @@ def fid_lines(fid: dict) -> list[str]:
         if "ratio_within" in mem:
             lines[-1] += (f"; a training image to the nearest image of another training photo "
                           f"{mem['train_to_other_photos']:.2f}: ratio {mem['ratio_within']:.3f}")
-    floors = fid.get("kid_floors")
-    if isinstance(floors, dict):
-        lines += ["", f"KID x 1000 references, whole images vs the same real set: the held-out real images "
-                      f"{1000 * floors['heldout']:.2f} (what a model that generalises rather than copies can reach), "
-                      f"their reconstructions by this bundle's autoencoder {1000 * floors['heldout_reconstructed']:.2f} "
-                      "(the same through its decoder)"]
-        if "train_reconstructed" in floors:
-            lines[-1] += (f", the real views' own reconstructions {1000 * floors['train_reconstructed']:.2f} (the floor "
-                          "of a prior that had learnt the training latents exactly)")
-        for size, value in floors.get("heldout_patch", {}).items():
-            lines[-1] += f"; patch-KID x 1000 of the held-out {fid['patch']} px crops of {size} px squares {1000 * value:.2f}"
+    if isinstance(fid.get("references"), dict):
+        lines += [""] + reference_lines(fid)
     lines += ["", f"Scale consistency of the samples (PSNR of the {2 * fid['full_size']} render downsampled to "
                   f"{fid['full_size']} vs the {fid['full_size']} render): {fid['sample_scale_consistency']:.2f} dB", ""]
     if fid["num_samples"] < 2048 or fid["num_real"] < 2048:
         lines += ["Fewer than 2048 images per set: the covariances are rank-deficient and these FIDs are only "
                   "comparable with runs of the same sizes, not with published numbers.", ""]
     return lines
+
+
+REFERENCE_SETS = {"heldout": "held-out real images", "heldout_reconstructed": "the same, reconstructed by the "
+                  "autoencoder", "train_reconstructed": "the real views reconstructed by the autoencoder (floor)"}
+
+
+def reference_lines(fid: dict) -> list[str]:
+    """The samples' metrics next to those of the reference sets (``run.sample_references``), all vs the same
+    real set; FID of the first N samples where N is the held-out count (FID's bias depends on N)."""
+    refs, first = fid["references"], fid.get("fid_first_n")
+    sizes = list(fid["patch_fid"])
+    header = "| set | images | FID | KID x 1000 |" + "".join(f" patch-FID @{R} | patch-KID x 1000 @{R} |" for R in sizes)
+    lines = [f"What these compare with (all vs the same real set; the whole images at {fid['full_size']}, "
+             f"{fid['patch']} px crops at each render size; a reconstructed crop is the photo's square encoded at the "
+             "input size and rendered at the render size, as a sample is):", "", header,
+             "|---|---|---|---|" + "---|---|" * len(sizes)]
+
+    def cell(value, scale=1.0):
+        return "-" if value is None else f"{scale * value:.2f}"
+
+    lines.append(f"| samples | {fid['num_samples']} | {cell(fid['fid'])} | {cell(fid['kid'], 1000)} |" + "".join(
+        f" {cell(fid['patch_fid'][R])} | {cell(fid['patch_kid'].get(R), 1000)} |" for R in sizes))
+    if isinstance(first, dict):
+        lines.append(f"| samples, the first {first['count']} | {first['count']} | {cell(first['fid'])} | - |" + "".join(
+            f" {cell(first['patch_fid'].get(R))} | - |" for R in sizes))
+    for name, text in REFERENCE_SETS.items():
+        kid, fr = refs["kid"], refs["fid"]
+        lines.append(f"| {text} | {refs['counts'][name]} | {cell(fr[name])} | {cell(kid[name], 1000)} |" + "".join(
+            f" {cell(fr.get(name + '_patch', {}).get(R))} | {cell(kid.get(name + '_patch', {}).get(R), 1000)} |"
+            for R in sizes))
+    return lines + ["", "Held-out real images: what a prior that generalises rather than copies can reach; "
+                        "reconstructed: the same through this autoencoder's decoder and renderer; the floor: what a "
+                        "prior that had learnt the training latents exactly would reach."]
+
+
+def sampling_curve_lines(curve: list[dict]) -> list[str]:
+    """One row per way of sampling the same prior: quality against the sampler's time per sample."""
+    sizes = list(curve[0]["patch_fid"])
+    lines = [f"The same prior, {curve[0]['num_samples']} samples (seeds {curve[0]['seeds']}) per row, the same real "
+             "sets; sampler time = the sampler's seconds per sample on this device (not the decoder or renders).", "",
+             "| sampler | steps | cfg scale | sampler s / sample | KID x 1000 | FID |" +
+             "".join(f" patch-KID x 1000 @{R} | patch-FID @{R} |" for R in sizes) + " memorisation ratio |",
+             "|---|---|---|---|---|---|" + "---|---|" * len(sizes) + "---|"]
+    for row in curve:
+        mem = row.get("memorisation")
+        mem = mem if isinstance(mem, dict) else None
+        lines.append(f"| {row['sampler']} | {row['steps']} | {row['cfg_scale']:g} | "
+                     f"{row.get('sampler_seconds_per_sample', float('nan')):.3f} | {1000 * row['kid']:.2f} "
+                     f"+- {1000 * row['kid_std']:.2f} | {row['fid']:.2f} |" + "".join(
+                         f" {1000 * row['patch_kid'][R]:.2f} | {row['patch_fid'][R]:.2f} |" for R in sizes) +
+                     f" {'-' if not mem else format(mem['ratio'], '.3f')} |")
+    return lines + [""]
 
 
 def _ratio(value) -> str:
@@ -223,6 +265,8 @@ def format_sections(results: dict, level: str = "##") -> list[str]:
         lines += sr_tables(results["sr"])
     if "fid" in results:
         lines += [f"{level} FID and patch-FID", ""] + fid_lines(results["fid"])
+    if results.get("sampling_curve"):
+        lines += [f"{level} Quality against sampling time", ""] + sampling_curve_lines(results["sampling_curve"])
     if results.get("fid_compare"):
         lines += [f"{level} Sample metrics against the compared bundles", ""] + fid_compare_lines(results)
     if "zoom" in results:

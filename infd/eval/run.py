@@ -9,7 +9,8 @@ cell-border ratio and the frame figures of ``infd.eval.zoom`` on samples (the pr
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import hashlib
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import logging
@@ -23,7 +24,7 @@ from ..diffusion.sampling import SamplingSpec
 from ..rendering.sampling import has_prior
 from . import fid as fid_lib
 from . import kid as kid_lib
-from .frechet import resolve_method
+from .frechet import FeatureStats, fid_of_stats, resolve_method
 from .photos import eval_data_config, load_photos, photo_labels
 from .recon import evaluate_autoencoder
 from .sr import evaluate_sr
@@ -55,6 +56,9 @@ class EvalOptions:
     patch: int = 256
     seed: int = 0
     sampling: SamplingSpec = field(default_factory=SamplingSpec)  # how FID samples are drawn
+    # more ways to sample the checkpoint's prior (sampler, steps, cfg scale), each measured by the same
+    # protocol after ``sampling``: a quality / time curve (``results["sampling_curve"]``)
+    sampling_curve: tuple[SamplingSpec, ...] = ()
     # class-conditional priors: seed i takes the JSON label of training photo i mod N (samples' classes
     # then follow the training set's, as the real set's do) instead of sampling.class_label
     train_labels: bool = False
@@ -88,6 +92,8 @@ class EvalOptions:
                                  f"{self.real_views}, {self.kid_subsets}, {self.kid_subset_size}")
             fid_lib.FIDSettings(self.full_size or MIN_SIZE, tuple(self.fid_sizes), self.patch, self.seed)
             resolve_method(self.sqrtm)
+        if self.sampling_curve and not self.fid:
+            raise ValueError("--sampling-curve measures samples: it needs --fid")
         if self.train_labels and self.sampling.class_label is not None:
             raise ValueError("--sample-labels train gives every seed a label: drop --class")
 
@@ -168,7 +174,7 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
         shared["real", settings] = (real_photos, *features_and_images(fid_lib.real_batches(
             real_photos, settings, real_config, options.batch, options.progress, options.real_views), extractor))
     real_photos, real, real_images = shared["real", settings]
-    consistency = []
+    consistency, timings = [], []
 
     def on_full(phi, full):  # the full-size render exists already; scale_consistency renders only 2x
         def render_fn(size):
@@ -180,11 +186,11 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
     labels = train_labels(model, real_config, seeds) if options.train_labels else None
     fake = fid_lib.collect_features(
         fid_lib.sample_batches(model, seeds, settings, sampling, options.batch, options.device, options.progress,
-                               on_full, labels), extractor, keep=True)
+                               on_full, labels, timings), extractor, keep=True)
     table = fid_lib.fid_table(real, fake, options.sqrtm)
     kids = {key: kid_lib.kid(fake[key].features, real[key].features, options.kid_subsets, options.kid_subset_size,
                              options.seed) for key in fake if key in real}
-    memorisation = floors = None
+    memorisation = references = subset = None
     if heldout:
         if ("heldout", settings) not in shared:
             shared["heldout", settings] = features_and_images(fid_lib.real_batches(
@@ -194,14 +200,18 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
         memorisation = kid_lib.memorisation_ratio(fake[fid_lib.FULL].features, real[fid_lib.FULL].features,
                                                   held[fid_lib.FULL].features, groups)
         memorisation["num_heldout"] = held[fid_lib.FULL].count
-        floors = kid_references(model.autoencoder, held, held_images, real, real_images, settings, options,
-                                extractor)
+        key = ("references", settings, weights_digest(model.autoencoder))  # one per autoencoder, not per bundle
+        if key not in shared:
+            shared[key] = sample_references(model.autoencoder, held, held_images, heldout, heldout_config, real,
+                                            real_images, real_photos, real_config, settings, options, extractor)
+        references = shared[key]
+        subset = first_n_fid(fake, real, held[fid_lib.FULL].count, options.sqrtm)
     return {"fid": table[fid_lib.FULL],
             "patch_fid": {str(R): table[fid_lib.patch_key(R)] for R in settings.sizes},
             "kid": kids[fid_lib.FULL][0], "kid_std": kids[fid_lib.FULL][1],
             "patch_kid": {str(R): kids[fid_lib.patch_key(R)][0] for R in settings.sizes},
-            "memorisation": memorisation, "kid_floors": floors, "num_real_images": real[fid_lib.FULL].count,
-            "real_views": options.real_views,
+            "memorisation": memorisation, "references": references, "fid_first_n": subset,
+            "num_real_images": real[fid_lib.FULL].count, "real_views": options.real_views,
             "full_size": settings.full_size, "patch": settings.patch, "crop_seed": settings.seed,
             "num_samples": len(seeds), "num_real": len(real_photos), "seeds": seeds_text(seeds),
             "sampler": sampling.sampler, "steps": sampling.steps, "cfg_scale": sampling.cfg_scale,
@@ -209,41 +219,85 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
             "sample_labels": None if labels is None else {str(k): labels.count(k) for k in sorted(set(labels))},
             "extractor": getattr(extractor, "name", type(extractor).__name__), "train_data": str(train_data),
             "sqrtm": resolve_method(options.sqrtm),
+            "sampler_seconds_per_sample": sum(timings) / len(seeds),
             "sample_scale_consistency": torch.cat(consistency).mean().item()}
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """sha256 of a module's parameters and buffers (names, shapes, values): equal for equal weights."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def first_n_fid(fake: dict, real: dict, n: int, sqrtm: str) -> dict | None:
+    """FID per feature set of the first ``n`` samples only (``None`` unless ``2 <= n <`` the sample count):
+    FID's bias depends on the set size, so this is the figure to set beside a reference set of ``n``."""
+    count = fake[fid_lib.FULL].count
+    if not 2 <= n < count:
+        return None
+    table = {}
+    for key, stats in fake.items():
+        first = FeatureStats(keep=False)
+        first.add(stats.features[:n])
+        table[key] = fid_of_stats(first, real[key], sqrtm) if key in real else None
+    return {"count": n, "fid": table[fid_lib.FULL],
+            "patch_fid": {key.split("@")[1]: v for key, v in table.items() if key != fid_lib.FULL}}
 
 
 def features_and_images(batches, extractor) -> tuple[dict, list[dict]]:
     """The kept features of real ``batches`` and their whole images ``[{FULL: images}]`` (for
-    ``kid_references``, which reconstructs them)."""
+    ``sample_references``, which reconstructs them)."""
     batches = list(batches)
     return (fid_lib.collect_features(batches, extractor, keep=True),
             [{fid_lib.FULL: b[fid_lib.FULL]} for b in batches])
 
 
-def kid_references(autoencoder, held: dict, held_images: list[dict], real: dict, real_images: list[dict],
-                   settings, options, extractor) -> dict[str, float] | None:
-    """KID vs the real set of: the held-out real images (whole and their patch crops) and their
-    reconstructions by ``autoencoder`` (whole), what a model that generalises rather than copies can reach
-    without and with this decoder; and the real set's own reconstructions, what a prior that had learnt the
-    training latents exactly would reach through this decoder (the floor of its samples' KID). ``None``
+def sample_references(autoencoder, held: dict, held_images: list[dict], heldout: list[bytes], heldout_config,
+                      real: dict, real_images: list[dict], real_photos: list[bytes], real_config, settings, options,
+                      extractor) -> dict | None:
+    """What the sample metrics of a prior on ``autoencoder`` are to be read against: KID and FID vs the
+    real set of
+
+    - ``heldout``: the held-out real images (whole, and their crops at each patch size): what a model that
+      generalises rather than copies can reach;
+    - ``heldout_reconstructed``: their reconstructions by ``autoencoder`` (whole images rendered at their
+      size; crops: the held-out photo's square encoded at the input size and rendered at the patch size,
+      as a sample is): the same through this autoencoder;
+    - ``train_reconstructed``: the real set's own reconstructions (the same way), what a prior that had
+      learnt the training latents exactly would reach (the floor of its samples' metrics).
+
+    ``{"kid": {name: value, name + "_patch": {R: value}}, "fid": {...}, "counts": {name: n}}``; ``None``
     with fewer than two held-out images. ``held_images``, ``real_images``: the batches ``{FULL: images}``
-    behind ``held``'s and ``real``'s features."""
+    behind ``held``'s and ``real``'s features; ``heldout``, ``real_photos``: their photos (for the crops)."""
     if held[fid_lib.FULL].count < 2:
         return None
 
-    def reconstruct(images):
-        return fid_lib.collect_features(fid_lib.reconstructed_batches(autoencoder, images, options.device),
-                                        extractor, keep=True)
+    def reconstruct(images, photos, data_config):
+        whole = fid_lib.collect_features(fid_lib.reconstructed_batches(autoencoder, images, options.device),
+                                         extractor, keep=True)
+        crops = fid_lib.collect_features(fid_lib.reconstructed_crops(autoencoder, photos, settings, data_config,
+                                                                     options.real_views, options.device),
+                                         extractor, keep=True)
+        return {**whole, **crops}
 
-    reconstructed, train_reconstructed = reconstruct(held_images), reconstruct(real_images)
-
-    def kid_vs_real(stats, key=fid_lib.FULL):
-        return kid_lib.kid(stats[key].features, real[key].features, options.kid_subsets, options.kid_subset_size,
-                           options.seed)[0]
-
-    return {"heldout": kid_vs_real(held), "heldout_reconstructed": kid_vs_real(reconstructed),
-            "train_reconstructed": kid_vs_real(train_reconstructed),
-            "heldout_patch": {str(R): kid_vs_real(held, fid_lib.patch_key(R)) for R in settings.sizes}}
+    sets = {"heldout": held, "heldout_reconstructed": reconstruct(held_images, heldout, heldout_config),
+            "train_reconstructed": reconstruct(real_images, real_photos, real_config)}
+    kid, fid = {}, {}
+    for name, stats in sets.items():
+        for key in stats:
+            kid_value = kid_lib.kid(stats[key].features, real[key].features, options.kid_subsets,
+                                    options.kid_subset_size, options.seed)[0]
+            fid_value = fid_of_stats(stats[key], real[key], options.sqrtm)
+            if key == fid_lib.FULL:
+                kid[name], fid[name] = kid_value, fid_value
+            else:
+                size = key.split("@")[1]
+                kid.setdefault(name + "_patch", {})[size] = kid_value
+                fid.setdefault(name + "_patch", {})[size] = fid_value
+    return {"kid": kid, "fid": fid, "counts": {name: stats[fid_lib.FULL].count for name, stats in sets.items()}}
 
 
 def train_labels(model, data_config, seeds: list[int]) -> list[int] | None:
@@ -307,6 +361,10 @@ def evaluate(checkpoint: str | Path, data, options: EvalOptions, train_data=None
     if options.fid:
         shared: dict = {}
         results["fid"] = evaluate_fid(model, train_data, options, extractor, photos, data_config, shared)
+        if options.sampling_curve:
+            results["sampling_curve"] = [results["fid"]] + [
+                evaluate_fid(model, train_data, replace(options, sampling=spec), extractor, photos, data_config, shared)
+                for spec in options.sampling_curve]
         if other_bundles:
             results["fid_label"] = checkpoint_label(checkpoint, autoencoder)
             results["fid_compare"] = {label: evaluate_fid(other, train_data, options, extractor, photos, data_config,
