@@ -148,11 +148,14 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
                  heldout_config=None, shared: dict | None = None) -> dict:
     """FID, KID and patch-FID / patch-KID of ``options.num_samples`` samples vs real training photos (or
     ``options.real_views`` views of each), the samples' scale consistency (their ``2 full_size`` render
-    downsampled vs their ``full_size`` render) and, given ``heldout`` photos, the memorisation ratio
-    (``infd.eval.kid``: whole-image features of samples and held-out photos vs the training set's).
+    downsampled vs their ``full_size`` render) and the sampler's seconds per sample. Given ``heldout``
+    photos also the memorisation ratio (``infd.eval.kid``: whole-image features of samples and held-out
+    photos vs the training set's), the reference sets of ``sample_references`` and the FID of the first N
+    samples, N the held-out count (``first_n_fid``).
 
-    ``shared``: a dict that keeps the extractor and the real and held-out features between calls, so
-    several bundles are measured against the same real sets (``evaluate``'s ``compare``).
+    ``shared``: a dict that keeps the extractor, the real and held-out sets and each autoencoder's
+    references between calls, so several bundles or samplers are measured against the same sets
+    (``evaluate``'s ``compare`` and ``sampling_curve``).
     """
     from ..rendering.engine import render
 
@@ -171,9 +174,8 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
         real_photos = load_photos(real_config, options.num_real)
         if len(real_photos) < 2:
             raise ValueError(f"FID needs at least 2 real photos, {train_data} has {len(real_photos)}")
-        shared["real", settings] = (real_photos, *features_and_images(fid_lib.real_batches(
-            real_photos, settings, real_config, options.batch, options.progress, options.real_views), extractor))
-    real_photos, real, real_images = shared["real", settings]
+        shared["real", settings] = RealSet.of(real_photos, real_config, settings, options, extractor, options.progress)
+    real = shared["real", settings]
     consistency, timings = [], []
 
     def on_full(phi, full):  # the full-size render exists already; scale_consistency renders only 2x
@@ -187,33 +189,28 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
     fake = fid_lib.collect_features(
         fid_lib.sample_batches(model, seeds, settings, sampling, options.batch, options.device, options.progress,
                                on_full, labels, timings), extractor, keep=True)
-    table = fid_lib.fid_table(real, fake, options.sqrtm)
-    kids = {key: kid_lib.kid(fake[key].features, real[key].features, options.kid_subsets, options.kid_subset_size,
-                             options.seed) for key in fake if key in real}
+    table = fid_lib.fid_table(real.stats, fake, options.sqrtm)
+    kids = {key: kid_lib.kid(fake[key].features, real.stats[key].features, options.kid_subsets,
+                             options.kid_subset_size, options.seed) for key in fake if key in real.stats}
     memorisation = references = subset = None
     if heldout:
         if ("heldout", settings) not in shared:
-            shared["heldout", settings] = features_and_images(fid_lib.real_batches(
-                heldout, settings, heldout_config, options.batch, False, options.real_views), extractor)
-        held, held_images = shared["heldout", settings]
-        groups = torch.arange(real[fid_lib.FULL].count) // max(options.real_views, 1)  # the photo of each view
-        memorisation = kid_lib.memorisation_ratio(fake[fid_lib.FULL].features, real[fid_lib.FULL].features,
-                                                  held[fid_lib.FULL].features, groups)
-        memorisation["num_heldout"] = held[fid_lib.FULL].count
+            shared["heldout", settings] = RealSet.of(heldout, heldout_config, settings, options, extractor)
+        held = shared["heldout", settings]
+        memorisation = heldout_memorisation(fake, real, held, options.real_views)
         key = ("references", settings, weights_digest(model.autoencoder))  # one per autoencoder, not per bundle
         if key not in shared:
-            shared[key] = sample_references(model.autoencoder, held, held_images, heldout, heldout_config, real,
-                                            real_images, real_photos, real_config, settings, options, extractor)
+            shared[key] = sample_references(model.autoencoder, held, real, settings, options, extractor)
         references = shared[key]
-        subset = first_n_fid(fake, real, held[fid_lib.FULL].count, options.sqrtm)
+        subset = first_n_fid(fake, real.stats, held.count, options.sqrtm)
     return {"fid": table[fid_lib.FULL],
             "patch_fid": {str(R): table[fid_lib.patch_key(R)] for R in settings.sizes},
             "kid": kids[fid_lib.FULL][0], "kid_std": kids[fid_lib.FULL][1],
             "patch_kid": {str(R): kids[fid_lib.patch_key(R)][0] for R in settings.sizes},
             "memorisation": memorisation, "references": references, "fid_first_n": subset,
-            "num_real_images": real[fid_lib.FULL].count, "real_views": options.real_views,
+            "num_real_images": real.count, "real_views": options.real_views,
             "full_size": settings.full_size, "patch": settings.patch, "crop_seed": settings.seed,
-            "num_samples": len(seeds), "num_real": len(real_photos), "seeds": seeds_text(seeds),
+            "num_samples": len(seeds), "num_real": len(real.photos), "seeds": seeds_text(seeds),
             "sampler": sampling.sampler, "steps": sampling.steps, "cfg_scale": sampling.cfg_scale,
             "class_label": sampling.class_label,
             "sample_labels": None if labels is None else {str(k): labels.count(k) for k in sorted(set(labels))},
@@ -247,21 +244,42 @@ def first_n_fid(fake: dict, real: dict, n: int, sqrtm: str) -> dict | None:
             "patch_fid": {key.split("@")[1]: v for key, v in table.items() if key != fid_lib.FULL}}
 
 
-def features_and_images(batches, extractor) -> tuple[dict, list[dict]]:
-    """The kept features of real ``batches`` and their whole images ``[{FULL: images}]`` (for
-    ``sample_references``, which reconstructs them)."""
-    batches = list(batches)
-    return (fid_lib.collect_features(batches, extractor, keep=True),
-            [{fid_lib.FULL: b[fid_lib.FULL]} for b in batches])
+@dataclass
+class RealSet:
+    """Real photos as the sample metrics see them: ``stats`` per feature set (kept vectors) of ``images``,
+    the batches ``{FULL: whole images}`` (for ``sample_references``, which reconstructs them)."""
+
+    photos: list[bytes]
+    data_config: object
+    stats: dict
+    images: list[dict]
+
+    @classmethod
+    def of(cls, photos: list[bytes], data_config, settings, options: EvalOptions, extractor,
+           progress: bool = False) -> RealSet:
+        batches = list(fid_lib.real_batches(photos, settings, data_config, options.batch, progress,
+                                            options.real_views))
+        return cls(photos, data_config, fid_lib.collect_features(batches, extractor, keep=True),
+                   [{fid_lib.FULL: b[fid_lib.FULL]} for b in batches])
+
+    @property
+    def count(self) -> int:
+        return self.stats[fid_lib.FULL].count
 
 
-def sample_references(autoencoder, held: dict, held_images: list[dict], heldout: list[bytes], heldout_config,
-                      real: dict, real_images: list[dict], real_photos: list[bytes], real_config, settings, options,
-                      extractor) -> dict | None:
+def heldout_memorisation(fake: dict, real: RealSet, held: RealSet, real_views: int) -> dict:
+    """``kid.memorisation_ratio`` of the samples' whole-image features (``real_views`` per real photo)."""
+    groups = torch.arange(real.count) // max(real_views, 1)  # the photo of each view
+    memorisation = kid_lib.memorisation_ratio(fake[fid_lib.FULL].features, real.stats[fid_lib.FULL].features,
+                                              held.stats[fid_lib.FULL].features, groups)
+    return {**memorisation, "num_heldout": held.count}
+
+
+def sample_references(autoencoder, held: RealSet, real: RealSet, settings, options, extractor) -> dict | None:
     """What the sample metrics of a prior on ``autoencoder`` are to be read against: KID and FID vs the
-    real set of
+    ``real`` set of
 
-    - ``heldout``: the held-out real images (whole, and their crops at each patch size): what a model that
+    - ``heldout``: the ``held`` real images (whole, and their crops at each patch size): what a model that
       generalises rather than copies can reach;
     - ``heldout_reconstructed``: their reconstructions by ``autoencoder`` (whole images rendered at their
       size; crops: the held-out photo's square encoded at the input size and rendered at the patch size,
@@ -270,27 +288,25 @@ def sample_references(autoencoder, held: dict, held_images: list[dict], heldout:
       learnt the training latents exactly would reach (the floor of its samples' metrics).
 
     ``{"kid": {name: value, name + "_patch": {R: value}}, "fid": {...}, "counts": {name: n}}``; ``None``
-    with fewer than two held-out images. ``held_images``, ``real_images``: the batches ``{FULL: images}``
-    behind ``held``'s and ``real``'s features; ``heldout``, ``real_photos``: their photos (for the crops)."""
-    if held[fid_lib.FULL].count < 2:
+    with fewer than two held-out images."""
+    if held.count < 2:
         return None
 
-    def reconstruct(images, photos, data_config):
-        whole = fid_lib.collect_features(fid_lib.reconstructed_batches(autoencoder, images, options.device),
+    def reconstruct(part: RealSet) -> dict:
+        whole = fid_lib.collect_features(fid_lib.reconstructed_batches(autoencoder, part.images, options.device),
                                          extractor, keep=True)
-        crops = fid_lib.collect_features(fid_lib.reconstructed_crops(autoencoder, photos, settings, data_config,
-                                                                     options.real_views, options.device),
-                                         extractor, keep=True)
+        crops = fid_lib.collect_features(fid_lib.reconstructed_crops(
+            autoencoder, part.photos, settings, part.data_config, options.real_views, options.device),
+            extractor, keep=True)
         return {**whole, **crops}
 
-    sets = {"heldout": held, "heldout_reconstructed": reconstruct(held_images, heldout, heldout_config),
-            "train_reconstructed": reconstruct(real_images, real_photos, real_config)}
+    sets = {"heldout": held.stats, "heldout_reconstructed": reconstruct(held), "train_reconstructed": reconstruct(real)}
     kid, fid = {}, {}
     for name, stats in sets.items():
         for key in stats:
-            kid_value = kid_lib.kid(stats[key].features, real[key].features, options.kid_subsets,
+            kid_value = kid_lib.kid(stats[key].features, real.stats[key].features, options.kid_subsets,
                                     options.kid_subset_size, options.seed)[0]
-            fid_value = fid_of_stats(stats[key], real[key], options.sqrtm)
+            fid_value = fid_of_stats(stats[key], real.stats[key], options.sqrtm)
             if key == fid_lib.FULL:
                 kid[name], fid[name] = kid_value, fid_value
             else:
