@@ -122,7 +122,7 @@ def test_lr_cooldown_takes_the_last_steps_down_linearly(cache, tmp_path):
     lrs = [row["lr"] for row in read_log(config.run_dir)]
     assert lrs == pytest.approx([2e-3 * f for f in (1, 1, 1, 1, 1, 0.75, 0.5, 0.25)])  # the lr of steps 1..8
     with pytest.raises(ValueError, match="lr_cooldown_steps"):
-        from_dict(DMTrainConfig, tiny_dm_config(cache, tmp_path / "bad", lr_cooldown_steps=9))
+        from_dict(DMTrainConfig, tiny_dm_config(cache, tmp_path / "bad", lr_cooldown_steps=-1))
 
 
 def test_init_from_a_bundle_continues_its_step(cache, tmp_path):

@@ -76,8 +76,8 @@ class DMTrainConfig:
         if not 0.0 <= self.cond_drop_prob <= 1.0:
             raise ValueError(f"cond_drop_prob must be in [0, 1], got {self.cond_drop_prob}")
         check_loop_config(self)
-        if not 0 <= self.lr_cooldown_steps <= self.max_steps:
-            raise ValueError(f"lr_cooldown_steps must be in [0, max_steps={self.max_steps}], got {self.lr_cooldown_steps}")
+        if self.lr_cooldown_steps < 0:  # longer than max_steps: the run starts below the base lr
+            raise ValueError(f"lr_cooldown_steps must be >= 0, got {self.lr_cooldown_steps}")
         if self.sample_steps < 1:
             raise ValueError(f"sample_steps must be >= 1, got {self.sample_steps}")
         if self.sample_every < 0 or self.num_sample_images < 0 or not all(s > 0 for s in self.sample_sizes):
