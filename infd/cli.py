@@ -15,7 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
-from infd.diffusion.sampling import SAMPLER_NAMES
+from infd.diffusion.sampling import DEFAULT_SAMPLER, SAMPLER_NAMES
 
 
 MAX_SIDE = 2**31 - 1  # pixels a side of a virtual image: regions of it are indexed with int32 offsets
@@ -115,9 +115,10 @@ def parse_device(text: str) -> str:
     return text
 
 
-def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--sampler``, ``--cfg-scale`` and ``--class``: the fields of a ``SamplingSpec`` besides its steps."""
-    parser.add_argument("--sampler", default="ddim", help=f"{', '.join(SAMPLER_NAMES)} (default ddim)")
+def add_sampler_arguments(parser: argparse.ArgumentParser, sampler: str = DEFAULT_SAMPLER) -> None:
+    """``--sampler`` (default ``sampler``), ``--cfg-scale`` and ``--class``: the fields of a ``SamplingSpec``
+    besides its steps."""
+    parser.add_argument("--sampler", default=sampler, help=f"{', '.join(SAMPLER_NAMES)} (default {sampler})")
     parser.add_argument("--cfg-scale", type=float, default=1.0,
                         help="classifier-free guidance scale w, out_u + w (out_c - out_u): 1 is the conditional "
                              "model, 0 the unconditional one (default 1)")

@@ -31,7 +31,7 @@ from torch import nn
 
 from infd import devices
 from infd.checkpoint import save_model
-from infd.diffusion.sampling import SamplingSpec
+from infd.diffusion.sampling import DEFAULT_SAMPLER, DEFAULT_STEPS, SamplingSpec
 from infd.diffusion.windows import LabelBox, WindowSpec
 from infd.models.tiled_decode import decode_canvas
 from infd.renderers.coords import Region
@@ -75,7 +75,7 @@ class Pipeline:
         """The encoder's (square) input side."""
         return self.autoencoder.config.input_size
 
-    def sample_latents(self, seeds: int | Sequence[int] = 0, *, steps: int = 50, sampler: str = "ddim",
+    def sample_latents(self, seeds: int | Sequence[int] = 0, *, steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
                        cfg_scale: float = 1.0, class_label: int | None = None, progress: bool = False,
                        canvas: tuple[int, int] | None = None, windows: WindowSpec | None = None,
                        boxes: Sequence[LabelBox] = ()) -> torch.Tensor:
@@ -102,7 +102,8 @@ class Pipeline:
             bar.close()
 
     def sample(self, seeds: int | Sequence[int] = 0, *, height: int = 512, width: int | None = None,
-               region: Region | None = None, steps: int = 50, sampler: str = "ddim", cfg_scale: float = 1.0,
+               region: Region | None = None, steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
+               cfg_scale: float = 1.0,
                class_label: int | None = None, output: str = "pil", progress: bool = False,
                canvas: str = "stretch", canvas_scale: float = 1.0):
         """Sample one image per seed and render it at ``height x width`` (default square), or only the

@@ -135,7 +135,7 @@ def test_a_sampling_curve_measures_each_spec_against_the_same_references(shards,
     bundle = save_model(tiny_bundle(), tmp_path / "bundle.safetensors")
     curve = (SamplingSpec().with_text("ddim:2"), SamplingSpec().with_text("dpmpp_2m:2:0.5"))
     options = EvalOptions(sizes=(16,), scales=(2,), fid=True, num_samples=6, fid_sizes=(32,), patch=16,
-                          sampling=SamplingSpec(steps=1), sampling_curve=curve, lpips=False, kid_subsets=5)
+                          sampling=SamplingSpec("ddim", 1), sampling_curve=curve, lpips=False, kid_subsets=5)
     results = evaluate(bundle, shards["val"], options, train_data=shards["train"], extractor=TinyExtractor())
     rows = results["sampling_curve"]
     assert rows[0] is results["fid"]

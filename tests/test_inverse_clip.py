@@ -95,6 +95,6 @@ def test_unguided_solve_is_the_plain_sample_of_the_seed(clip):
 
     bundle = make_bundle()
     conditions = ConditionTerms([ClipText("apple", FractionalWindow.full(), (32, 32), clip, "a red apple")])
-    plain = solve_guided(bundle, conditions, [4], SamplingSpec(steps=5), condition_scale=0.0)
+    plain = solve_guided(bundle, conditions, [4], SamplingSpec("ddim", steps=5), condition_scale=0.0)
     expected = sample_latents(bundle, [4], SamplingSpec("ddim", steps=5))
     torch.testing.assert_close(plain.z, expected, atol=1e-5, rtol=1e-5)

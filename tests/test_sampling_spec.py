@@ -10,9 +10,9 @@ from infd.diffusion.sampling import SAMPLER_NAMES, SamplingError, SamplingSpec
 from infd.diffusion.samplers import SAMPLERS, SamplerConfig, sample_ddim
 
 
-def test_defaults_are_ddim_50_steps_without_guidance():
+def test_defaults_are_dpmpp_2m_30_steps_without_guidance():
     spec = SamplingSpec()
-    assert (spec.sampler, spec.steps, spec.cfg_scale, spec.class_label, spec.eta) == ("ddim", 50, 1.0, None, None)
+    assert (spec.sampler, spec.steps, spec.cfg_scale, spec.class_label, spec.eta) == ("dpmpp_2m", 30, 1.0, None, None)
     with pytest.raises(dataclasses.FrozenInstanceError):
         spec.steps = 3
 

@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window-stride", type=int, help="overlap windows' stride (default three quarters of a window)")
     p.add_argument("--window-batch", type=int, default=8, help="windows per backbone call (default 8)")
     p.add_argument("--steps", type=int, default=10, help="sampler steps (default 10)")
-    add_sampler_arguments(p)
+    add_sampler_arguments(p, sampler="ddim")  # the protocol of the figures in the README
     p.add_argument("--seam-samples", type=int, default=4, help="samples of the seam figures (0 skips; default 4)")
     p.add_argument("--seam-canvas", default="1x4", help="seam canvas in trained latents, HxW (default 1x4: a panorama)")
     p.add_argument("--seam-magnification", type=int, default=2, help="render size / field size (default 2)")

@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--num-samples", type=int, default=1, help="samples in the zoom windows (default 1)")
     p.add_argument("--steps", type=int, default=20, help="sampler steps (bundles; default 20, the quick protocol)")
-    add_sampler_arguments(p)
+    add_sampler_arguments(p, sampler="ddim")  # the protocol of the figures in the README
     p.add_argument("--frame-samples", type=int, default=16, help="samples for the frame figures (0 skips; default 16)")
     p.add_argument("--frame-sizes", type=int, nargs="+", default=[256, 1024],
                    help="frame render sizes (default 256 1024)")

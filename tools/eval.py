@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from infd.cli import OneLineParser, add_deprecated_alias, add_sampler_arguments, run_tool
+from infd.diffusion.sampling import DEFAULT_STEPS
 
 EXAMPLES = """\
 examples:
@@ -62,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patch", type=int, default=256, help="patch-FID crop side in pixels (default 256)")
     p.add_argument("--full-size", type=int, help="size of whole images for FID (default: the encoder input)")
     p.add_argument("--seed", type=int, default=0, help="first sample seed, and the crop seed (default 0)")
-    p.add_argument("--steps", type=int, default=50, help="sampling steps (default 50)")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"sampling steps (default {DEFAULT_STEPS})")
     add_sampler_arguments(p)
     p.add_argument("--sample-labels", choices=["class", "train"], default="class",
                    help="labels of the FID samples: class (--class, or none: unconditional; the default) or "

@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimize-steps", type=int, default=200, help="optimize: Adam steps (default 200)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
     p.add_argument("--clip", help="directory of a transformers CLIPModel + tokenizer (for clip_text terms)")
-    add_sampler_arguments(p)
+    add_sampler_arguments(p, sampler="ddim")  # the guided solvers were tuned on DDIM 50
     p.add_argument("--condition-scale", type=float, default=None,
                    help="guided: step size s of the conditions' gradient on each step's clean estimate, for every "
                         "term (default per term kind, measured by tools/sweep_inverse.py: pixels 10000, "

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from infd.cli import OneLineParser, add_deprecated_alias, add_sampler_arguments, interrupt_on_sigterm, run_tool
+from infd.diffusion.sampling import DEFAULT_STEPS
 
 EXAMPLES = """\
 examples:
@@ -41,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="number of samples (seeds --seed, --seed + 1, ...); under torchrun/accelerate "
                         "write --num-samples (their own parsers take --num for --numa-binding/--num_processes)")
     p.add_argument("--seed", default="0", help="seed, range A-B or list 1,5,9 (default 0)")
-    p.add_argument("--steps", type=int, default=50, help="sampling steps (diffusion models; default 50)")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                   help=f"sampling steps (diffusion models; default {DEFAULT_STEPS})")
     add_sampler_arguments(p)
     add_deprecated_alias(p, "--guidance", "--cfg-scale", dest="cfg_scale", type=float)
     p.add_argument("--tile", type=int, help="tile side in pixels (default: from free memory)")

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-SAMPLER_NAMES = ("ddpm", "ddim", "dpmpp_2m")  # infd.diffusion.samplers.SAMPLERS holds sample_<name> for each
+SAMPLER_NAMES = ("ddpm", "ddim", "dpmpp_2m")
+# The default of every sampling job but the inverse solvers: on the bundle, DPM-Solver++(2M) at 30 steps
+# matches DDIM at 50 (KID, patch-KID within noise) at 0.6x the sampler's time (the model card's curve).
+DEFAULT_SAMPLER, DEFAULT_STEPS = "dpmpp_2m", 30  # infd.diffusion.samplers.SAMPLERS holds sample_<name> for each
 WINDOW_MODES = ("overlap", "shifted")  # infd.diffusion.windows: how a canvas larger than one latent is covered
 
 
@@ -39,8 +42,8 @@ class SamplingSpec:
     ``class_label=None`` samples unconditionally; ``eta=None`` keeps the bundle's setting.
     """
 
-    sampler: str = "ddim"
-    steps: int = 50
+    sampler: str = DEFAULT_SAMPLER
+    steps: int = DEFAULT_STEPS
     cfg_scale: float = 1.0
     class_label: int | None = None
     eta: float | None = None

@@ -39,7 +39,7 @@ class InverseRequest:
     out: Path
     also_sizes: tuple[tuple[int, int], ...] = ()
     solver: Literal["guided", "optimize"] = "guided"
-    sampling: SamplingSpec = SamplingSpec()  # guided: the guided sampler run; optimize: the sample it starts from
+    sampling: SamplingSpec = SamplingSpec("ddim", 50)  # guided: the guided sampler run; optimize: the sample it starts from
     optimize_steps: int | None = None  # optimize: Adam steps (guided: None, its steps are sampling.steps)
     seed: int = 0
     condition_scale: float | None = None  # guided: s for every term (None: each kind's default_scale)
