@@ -51,6 +51,12 @@ def sr_tables(sr: dict) -> list[str]:
     return lines
 
 
+def _part(fid: dict, key: str) -> dict | None:
+    """``fid[key]`` if it was measured: an absent part is ``None``, which ``_unnull`` reads back as ``inf``."""
+    value = fid.get(key)
+    return value if isinstance(value, dict) else None
+
+
 def _sample_metrics(fid: dict) -> list[tuple[str, float | None]]:
     """``(name, value)`` of every sample metric of one ``evaluate_fid`` result, in table order."""
     rows = [(f"FID, whole images at {fid['full_size']}", fid["fid"]),
@@ -59,13 +65,13 @@ def _sample_metrics(fid: dict) -> list[tuple[str, float | None]]:
         pk = fid.get("patch_kid", {}).get(size)
         rows += [(f"patch-FID, {fid['patch']} px crops of {size} renders", value),
                  (f"patch-KID x 1000, {fid['patch']} px crops of {size} renders", None if pk is None else 1000 * pk)]
-    mem = fid.get("memorisation") if isinstance(fid.get("memorisation"), dict) else None
+    mem = _part(fid, "memorisation")
     rows.append(("memorisation ratio (1 = as far from training as held-out photos)", mem["ratio"] if mem else None))
     if mem and "ratio_within" in mem:
         rows.append(("memorisation ratio within the set (1 = as far as a training photo from the others)",
                      mem["ratio_within"]))
-    refs = fid.get("references")
-    if isinstance(refs, dict):
+    refs = _part(fid, "references")
+    if refs:
         kid = refs["kid"]
         rows += [("KID x 1000 of held-out images reconstructed by its autoencoder (reference)",
                   1000 * kid["heldout_reconstructed"]),
@@ -126,7 +132,7 @@ def fid_lines(fid: dict) -> list[str]:
         pk = fid.get("patch_kid", {}).get(size)
         lines.append(f"| {fid['patch']} px crops of {size} renders | {value:.2f} | "
                      f"{'-' if pk is None else f'{1000 * pk:.2f}'} |")
-    mem = fid.get("memorisation") if isinstance(fid.get("memorisation"), dict) else None
+    mem = _part(fid, "memorisation")
     if mem:
         lines += ["", f"Memorisation: median feature distance to the nearest training image {mem['sample_to_train']:.2f} "
                       f"for samples, {mem['heldout_to_train']:.2f} for {mem['num_heldout']} held-out real images: "
@@ -134,7 +140,7 @@ def fid_lines(fid: dict) -> list[str]:
         if "ratio_within" in mem:
             lines[-1] += (f"; a training image to the nearest image of another training photo "
                           f"{mem['train_to_other_photos']:.2f}: ratio {mem['ratio_within']:.3f}")
-    if isinstance(fid.get("references"), dict):
+    if _part(fid, "references"):
         lines += [""] + reference_lines(fid)
     lines += ["", f"Scale consistency of the samples (PSNR of the {2 * fid['full_size']} render downsampled to "
                   f"{fid['full_size']} vs the {fid['full_size']} render): {fid['sample_scale_consistency']:.2f} dB", ""]
@@ -151,7 +157,7 @@ REFERENCE_SETS = {"heldout": "held-out real images", "heldout_reconstructed": "t
 def reference_lines(fid: dict) -> list[str]:
     """The samples' metrics next to those of the reference sets (``run.sample_references``), all vs the same
     real set; FID of the first N samples where N is the held-out count (FID's bias depends on N)."""
-    refs, first = fid["references"], fid.get("fid_first_n")
+    refs, first = fid["references"], _part(fid, "fid_first_n")
     sizes = list(fid["patch_fid"])
     header = "| set | images | FID | KID x 1000 |" + "".join(f" patch-FID @{R} | patch-KID x 1000 @{R} |" for R in sizes)
     lines = [f"What these compare with (all vs the same real set; the whole images at {fid['full_size']}, "
@@ -164,7 +170,7 @@ def reference_lines(fid: dict) -> list[str]:
 
     lines.append(f"| samples | {fid['num_samples']} | {cell(fid['fid'])} | {cell(fid['kid'], 1000)} |" + "".join(
         f" {cell(fid['patch_fid'][R])} | {cell(fid['patch_kid'].get(R), 1000)} |" for R in sizes))
-    if isinstance(first, dict):
+    if first:
         lines.append(f"| samples, the first {first['count']} | {first['count']} | {cell(first['fid'])} | - |" + "".join(
             f" {cell(first['patch_fid'].get(R))} | - |" for R in sizes))
     for name, text in REFERENCE_SETS.items():
@@ -186,8 +192,7 @@ def sampling_curve_lines(curve: list[dict]) -> list[str]:
              "".join(f" patch-KID x 1000 @{R} | patch-FID @{R} |" for R in sizes) + " memorisation ratio |",
              "|---|---|---|---|---|---|" + "---|---|" * len(sizes) + "---|"]
     for row in curve:
-        mem = row.get("memorisation")
-        mem = mem if isinstance(mem, dict) else None
+        mem = _part(row, "memorisation")
         lines.append(f"| {row['sampler']} | {row['steps']} | {row['cfg_scale']:g} | "
                      f"{row.get('sampler_seconds_per_sample', float('nan')):.3f} | {1000 * row['kid']:.2f} "
                      f"+- {1000 * row['kid_std']:.2f} | {row['fid']:.2f} |" + "".join(

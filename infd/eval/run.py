@@ -24,7 +24,7 @@ from ..diffusion.sampling import SamplingSpec
 from ..rendering.sampling import has_prior
 from . import fid as fid_lib
 from . import kid as kid_lib
-from .frechet import FeatureStats, fid_of_stats, resolve_method
+from .frechet import FeatureStats, resolve_method
 from .photos import eval_data_config, load_photos, photo_labels
 from .recon import evaluate_autoencoder
 from .sr import evaluate_sr
@@ -190,8 +190,7 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
         fid_lib.sample_batches(model, seeds, settings, sampling, options.batch, options.device, options.progress,
                                on_full, labels, timings), extractor, keep=True)
     table = fid_lib.fid_table(real.stats, fake, options.sqrtm)
-    kids = {key: kid_lib.kid(fake[key].features, real.stats[key].features, options.kid_subsets,
-                             options.kid_subset_size, options.seed) for key in fake if key in real.stats}
+    kids = {key: kid_vs_real(fake[key], real.stats[key], options) for key in table}
     memorisation = references = subset = None
     if heldout:
         if ("heldout", settings) not in shared:
@@ -202,7 +201,7 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
         if key not in shared:
             shared[key] = sample_references(model.autoencoder, held, real, settings, options, extractor)
         references = shared[key]
-        subset = first_n_fid(fake, real.stats, held.count, options.sqrtm)
+        subset = first_n_fid(fake, real.stats, held.count, settings, options.sqrtm)
     return {"fid": table[fid_lib.FULL],
             "patch_fid": {str(R): table[fid_lib.patch_key(R)] for R in settings.sizes},
             "kid": kids[fid_lib.FULL][0], "kid_std": kids[fid_lib.FULL][1],
@@ -229,19 +228,23 @@ def weights_digest(module: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def first_n_fid(fake: dict, real: dict, n: int, sqrtm: str) -> dict | None:
+def kid_vs_real(stats: FeatureStats, real: FeatureStats, options: EvalOptions) -> tuple[float, float]:
+    """``kid.kid`` (mean, std over subsets) of one feature set against the real one, as every sample
+    metric and reference of ``evaluate_fid`` takes it."""
+    return kid_lib.kid(stats.features, real.features, options.kid_subsets, options.kid_subset_size, options.seed)
+
+
+def first_n_fid(fake: dict, real: dict, n: int, settings, sqrtm: str) -> dict | None:
     """FID per feature set of the first ``n`` samples only (``None`` unless ``2 <= n <`` the sample count):
     FID's bias depends on the set size, so this is the figure to set beside a reference set of ``n``."""
-    count = fake[fid_lib.FULL].count
-    if not 2 <= n < count:
+    if not 2 <= n < fake[fid_lib.FULL].count:
         return None
-    table = {}
+    first = {key: FeatureStats(keep=False) for key in fake}
     for key, stats in fake.items():
-        first = FeatureStats(keep=False)
-        first.add(stats.features[:n])
-        table[key] = fid_of_stats(first, real[key], sqrtm) if key in real else None
+        first[key].add(stats.features[:n])
+    table = fid_lib.fid_table(real, first, sqrtm)
     return {"count": n, "fid": table[fid_lib.FULL],
-            "patch_fid": {key.split("@")[1]: v for key, v in table.items() if key != fid_lib.FULL}}
+            "patch_fid": {str(R): table[fid_lib.patch_key(R)] for R in settings.sizes}}
 
 
 @dataclass
@@ -303,16 +306,11 @@ def sample_references(autoencoder, held: RealSet, real: RealSet, settings, optio
     sets = {"heldout": held.stats, "heldout_reconstructed": reconstruct(held), "train_reconstructed": reconstruct(real)}
     kid, fid = {}, {}
     for name, stats in sets.items():
-        for key in stats:
-            kid_value = kid_lib.kid(stats[key].features, real.stats[key].features, options.kid_subsets,
-                                    options.kid_subset_size, options.seed)[0]
-            fid_value = fid_of_stats(stats[key], real.stats[key], options.sqrtm)
-            if key == fid_lib.FULL:
-                kid[name], fid[name] = kid_value, fid_value
-            else:
-                size = key.split("@")[1]
-                kid.setdefault(name + "_patch", {})[size] = kid_value
-                fid.setdefault(name + "_patch", {})[size] = fid_value
+        fids = fid_lib.fid_table(real.stats, stats, options.sqrtm)
+        kids = {key: kid_vs_real(stats[key], real.stats[key], options)[0] for key in fids}
+        kid[name], fid[name] = kids[fid_lib.FULL], fids[fid_lib.FULL]
+        kid[name + "_patch"] = {str(R): kids[fid_lib.patch_key(R)] for R in settings.sizes}
+        fid[name + "_patch"] = {str(R): fids[fid_lib.patch_key(R)] for R in settings.sizes}
     return {"kid": kid, "fid": fid, "counts": {name: stats[fid_lib.FULL].count for name, stats in sets.items()}}
 
 
