@@ -75,8 +75,9 @@ class Pipeline:
         """The encoder's (square) input side."""
         return self.autoencoder.config.input_size
 
-    def sample_latents(self, seeds: int | Sequence[int] = 0, *, steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
-                       cfg_scale: float = 1.0, class_label: int | None = None, progress: bool = False,
+    def sample_latents(self, seeds: int | Sequence[int] = 0, *, steps: int = DEFAULT_STEPS,
+                       sampler: str = DEFAULT_SAMPLER, cfg_scale: float = 1.0, class_label: int | None = None,
+                       progress: bool = False,
                        canvas: tuple[int, int] | None = None, windows: WindowSpec | None = None,
                        boxes: Sequence[LabelBox] = ()) -> torch.Tensor:
         """Latents ``(len(seeds), C, h, w)``, one per seed (the prior's sampler, or N(0, I) without one).

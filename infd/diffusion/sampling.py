@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-SAMPLER_NAMES = ("ddpm", "ddim", "dpmpp_2m")
+SAMPLER_NAMES = ("ddpm", "ddim", "dpmpp_2m")  # infd.diffusion.samplers.SAMPLERS holds sample_<name> for each
 # The default of every sampling job but the inverse solvers: on the bundle, DPM-Solver++(2M) at 30 steps
 # matches DDIM at 50 (KID, patch-KID within noise) at 0.6x the sampler's time (the model card's curve).
-DEFAULT_SAMPLER, DEFAULT_STEPS = "dpmpp_2m", 30  # infd.diffusion.samplers.SAMPLERS holds sample_<name> for each
+DEFAULT_SAMPLER, DEFAULT_STEPS = "dpmpp_2m", 30
 WINDOW_MODES = ("overlap", "shifted")  # infd.diffusion.windows: how a canvas larger than one latent is covered
 
 

@@ -39,7 +39,8 @@ class InverseRequest:
     out: Path
     also_sizes: tuple[tuple[int, int], ...] = ()
     solver: Literal["guided", "optimize"] = "guided"
-    sampling: SamplingSpec = SamplingSpec("ddim", 50)  # guided: the guided sampler run; optimize: the sample it starts from
+    # guided: the guided sampler run; optimize: the sample it starts from (DDIM 50: what the solvers were tuned on)
+    sampling: SamplingSpec = SamplingSpec("ddim", 50)
     optimize_steps: int | None = None  # optimize: Adam steps (guided: None, its steps are sampling.steps)
     seed: int = 0
     condition_scale: float | None = None  # guided: s for every term (None: each kind's default_scale)

@@ -175,7 +175,8 @@ def train_diffusion(config: DMTrainConfig, resume: bool = True, progress: bool =
             x0 = bundle.to_model_space(batch["z"].to(acc.device))  # (B, C, h, w), about unit variance
             cond = _labels(batch, num_classes, config.cond_drop_prob, acc.device)
             run.samples_seen += x0.shape[0] * acc.num_processes
-            set_lr(optimizer, config.optimizer.lr * cooldown_factor(run.step, config.max_steps, config.lr_cooldown_steps))
+            cooldown = cooldown_factor(run.step, config.max_steps, config.lr_cooldown_steps)
+            set_lr(optimizer, config.optimizer.lr * cooldown)
             with acc.autocast():
                 loss = diffusion_loss(model, x0, schedule, cond=cond, prediction=objective.prediction,
                                       min_snr_gamma=objective.min_snr_gamma).mean()
