@@ -92,6 +92,21 @@ def test_gan_off_before_start_step(lpips_net):
     assert calls
 
 
+def test_discriminator_can_start_before_the_gan_term(lpips_net):
+    loss, renderer, phi, real = _setup(lpips_net, gan_start_step=10, disc_start_step=4)
+    fake = renderer(phi)
+    assert [loss.disc_active(s) for s in (3, 4, 10)] == [False, True, True]
+    assert [loss.gan_active(s) for s in (4, 9, 10)] == [False, False, True]
+    assert loss.discriminator_loss(real, fake, step=3)[0].item() == 0.0
+    assert loss.discriminator_loss(real, fake, step=4)[0].item() > 0  # it learns while the generator ignores it
+    _, logs = loss.generator_loss(real, fake, torch.tensor(0.0), renderer.last_layer, step=4)
+    assert logs["gan_weight"] == 0 and logs["g_adv"] == 0
+    same, *_ = _setup(lpips_net, gan_start_step=10)  # default: the discriminator starts with the GAN term
+    assert not same.disc_active(9) and same.disc_active(10)
+    with pytest.raises(ConfigError, match="disc_start_step must be between 0 and gan_start_step"):
+        from_dict(AutoencoderLossConfig, {"gan_start_step": 10, "disc_start_step": 11})
+
+
 def test_fixed_gan_weight_without_adaptive(lpips_net):
     loss, renderer, phi, real = _setup(lpips_net, adaptive_gan_weight=False, gan_weight=0.25)
     _, logs = loss.generator_loss(real, renderer(phi), torch.tensor(0.0), None, step=0)

@@ -33,8 +33,8 @@ def _fixed_batch_l1(model, batch) -> float:
 
 
 def test_tiny_run_learns_and_writes_run_dir(shards, tmp_path):
-    loss = {"perceptual_weight": 0.0, "gan_weight": 0.1, "gan_start_step": 40, "reg_weight": 1e-6,
-            "discriminator": {"base_channels": 8, "num_layers": 1}}
+    loss = {"perceptual_weight": 0.0, "gan_weight": 0.1, "gan_start_step": 40, "disc_start_step": 30,
+            "reg_weight": 1e-6, "discriminator": {"base_channels": 8, "num_layers": 1}}
     config = from_dict(AETrainConfig, tiny_config(shards, tmp_path / "run", max_steps=60, image_every=60, loss=loss,
                                                   optimizer={"lr": 2e-3}, val_sizes=[16, 32], num_val_images=2))
     held_out = next(iter(make_loader(replace(config.data, batch_size=8, seed=123), rank=0, world_size=1)))
@@ -46,6 +46,7 @@ def test_tiny_run_learns_and_writes_run_dir(shards, tmp_path):
     rows = read_log(result.run_dir)
     assert [r["step"] for r in rows] == list(range(1, 61)) and all(np.isfinite(r["loss"]) for r in rows)
     assert any(r["g_adv"] != 0 for r in rows[40:]) and all(r["g_adv"] == 0 for r in rows[:40])  # GAN from step 40
+    assert [r["step"] for r in rows if "d_loss" in r] == list(range(31, 61))  # the discriminator from step 30
     assert (result.run_dir / "config.yaml").exists() and (result.run_dir / "images" / "recon-00000060.png").exists()
     assert yaml.safe_load((result.run_dir / "config.yaml").read_text())["max_steps"] == 60
     assert load_state(latest_state(result.run_dir))["step"] == 60

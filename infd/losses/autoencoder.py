@@ -6,7 +6,8 @@
 
 ``x`` is the ground-truth patch and ``x_hat`` the rendered patch, both ``(B, 3, H, W)`` in [-1, 1];
 ``L_reg`` is the bottleneck's VQ or KL term, computed by the model and passed in as a scalar.
-The GAN terms are off (weight 0, no discriminator pass) before ``gan_start_step``.
+The generator's GAN term is off (weight 0, no discriminator pass) before ``gan_start_step``, the
+discriminator's updates before ``disc_start_step`` (default: the same step).
 """
 from __future__ import annotations
 
@@ -26,7 +27,11 @@ class AutoencoderLossConfig:
     perceptual_weight: float = 1.0  # LPIPS-VGG; 0 skips loading the LPIPS network
     perceptual_start_step: int = 0  # L1 (+ reg) only before this step: the cheap part of learning first
     gan_weight: float = 0.75  # times the adaptive weight; 0 disables the GAN
-    gan_start_step: int = 0  # the GAN term (and the discriminator's updates) start at this step
+    gan_start_step: int = 0  # the generator's GAN term starts at this step
+    # the discriminator's updates start here (None: at gan_start_step). Earlier lets it learn before the
+    # generator follows it: a fresh one sits at chance (hinge loss 1) for thousands of steps on renders as
+    # close as a fine-tuned autoencoder's, and its gradient is then noise to the generator.
+    disc_start_step: int | None = None
     adaptive_gan_weight: bool = True  # False: the GAN term is weighted by gan_weight alone
     max_adaptive_weight: float = 1e4  # cap of the adaptive GAN weight (as in taming-transformers)
     reg_weight: float = 1.0  # VQ: 1.0; KL: typically 1e-6
@@ -38,6 +43,9 @@ class AutoencoderLossConfig:
                      "max_adaptive_weight", "reg_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.disc_start_step is not None and not 0 <= self.disc_start_step <= self.gan_start_step:
+            raise ValueError(f"disc_start_step must be between 0 and gan_start_step ({self.gan_start_step}), "
+                             f"got {self.disc_start_step}: the generator would follow an untrained discriminator")
 
 
 class AutoencoderLoss(nn.Module):
@@ -61,8 +69,14 @@ class AutoencoderLoss(nn.Module):
         return self.lpips is not None and c.perceptual_weight > 0 and step >= c.perceptual_start_step
 
     def gan_active(self, step: int) -> bool:
-        """Whether the GAN terms count at ``step`` (and so whether to run the discriminator step)."""
+        """Whether the generator's GAN term counts at ``step``."""
         return self.config.gan_weight > 0 and step >= self.config.gan_start_step
+
+    def disc_active(self, step: int) -> bool:
+        """Whether the discriminator trains at ``step`` (from ``disc_start_step``, else with the GAN term)."""
+        c = self.config
+        start = c.gan_start_step if c.disc_start_step is None else c.disc_start_step
+        return c.gan_weight > 0 and step >= start
 
     def generator_loss(self, real: torch.Tensor, fake: torch.Tensor, reg_loss: torch.Tensor,
                        last_layer: torch.Tensor | None, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -105,11 +119,12 @@ class AutoencoderLoss(nn.Module):
                            step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """``(L_D (), logs)``: hinge loss on ``real`` and the generator's output ``fake`` (detached here).
 
-        Reuses the generator step's ``fake``: no second encode/decode/render. Zero before the GAN starts.
+        Reuses the generator step's ``fake``: no second encode/decode/render. Zero before the discriminator
+        starts (``disc_active``).
         """
         logits_real = self.discriminator(real.detach())
         logits_fake = self.discriminator(fake.detach())
-        factor = 1.0 if self.gan_active(step) else 0.0
+        factor = 1.0 if self.disc_active(step) else 0.0
         d_loss = factor * hinge_d_loss(logits_real, logits_fake)
         logs = {"d_loss": d_loss, "logits_real": logits_real.mean(), "logits_fake": logits_fake.mean()}
         return d_loss, {k: v.detach() for k, v in logs.items()}

@@ -149,7 +149,7 @@ def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool
                 rgb = crop_context(rgb, gt.shape[-2:])  # the loss sees the patch, not its context
                 g_loss, logs = loss_fn.generator_loss(gt, rgb, reg, unwrapped.renderer.last_layer, run.step)
             ok, _ = run.update(g_loss, model, opt_g, ema)
-            if ok and loss_fn.gan_active(run.step):
+            if ok and loss_fn.disc_active(run.step):
                 with acc.autocast():
                     d_loss, d_logs = loss_fn.discriminator_loss(gt, rgb.detach(), run.step)
                 opt_d.zero_grad(set_to_none=True)
