@@ -28,10 +28,10 @@ class AutoencoderLossConfig:
     perceptual_start_step: int = 0  # L1 (+ reg) only before this step: the cheap part of learning first
     gan_weight: float = 0.75  # times the adaptive weight; 0 disables the GAN
     gan_start_step: int = 0  # the generator's GAN term starts at this step
-    # the discriminator's updates start here (None: at gan_start_step). Earlier lets it learn before the
-    # generator follows it: a fresh one sits at chance (hinge loss 1) for thousands of steps on renders as
-    # close as a fine-tuned autoencoder's, and its gradient is then noise to the generator.
-    disc_start_step: int | None = None
+    # Earlier than gan_start_step lets the discriminator learn before the generator follows it: a fresh one
+    # sits at chance (hinge loss 1) for thousands of steps on renders as close as a fine-tuned autoencoder's,
+    # and its gradient is then noise to the generator.
+    disc_start_step: int | None = None  # the discriminator's updates start here (None: at gan_start_step)
     adaptive_gan_weight: bool = True  # False: the GAN term is weighted by gan_weight alone
     max_adaptive_weight: float = 1e4  # cap of the adaptive GAN weight (as in taming-transformers)
     reg_weight: float = 1.0  # VQ: 1.0; KL: typically 1e-6
