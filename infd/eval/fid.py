@@ -148,8 +148,8 @@ def render_crops(renderer, phi: torch.Tensor, size: int, regions: list[Region]) 
 @torch.no_grad()
 def sample_batches(model, seeds: list[int], settings: FIDSettings, options, batch: int = 8, device="cpu",
                    progress: bool = False, on_full: Callable | None = None,
-                   labels: list[int] | None = None, timings: list[float] | None = None
-                   ) -> Iterator[dict[str, torch.Tensor]]:
+                   labels: list[int] | None = None, timings: list[float] | None = None,
+                   order: list[int] | None = None) -> Iterator[dict[str, torch.Tensor]]:
     """``{key: images}`` of samples of ``model`` (anything ``rendering.sampling.sample_latents`` takes).
 
     ``options`` is a ``SamplingSpec``; sample ``seed`` gets the latent of that seed and the crops of
@@ -157,7 +157,8 @@ def sample_batches(model, seeds: list[int], settings: FIDSettings, options, batc
     are then sampled in batches of one label each (a seed's sample does not depend on its batch).
     ``on_full(phi, images)`` sees each batch's field and whole images (e.g. to measure scale
     consistency without sampling twice). ``timings`` gets the seconds each batch's sampler took (the
-    latents, not the decoder and the renders).
+    latents, not the decoder and the renders). ``order`` gets each batch's seeds as it is yielded (with
+    ``labels`` the batches go label by label, not in seed order).
     """
     import time
 
@@ -181,6 +182,8 @@ def sample_batches(model, seeds: list[int], settings: FIDSettings, options, batc
         z = sample_latents(model, chunk, spec).to(device)
         if timings is not None:
             timings.append(time.perf_counter() - start)
+        if order is not None:
+            order.extend(chunk)
         phi = model.decode(z)
         full = render(renderer, phi, (settings.full_size,) * 2).clamp(-1, 1)
         if on_full is not None:

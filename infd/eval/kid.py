@@ -59,10 +59,18 @@ def kid(fake, real, subsets: int = 100, subset_size: int = 1000, seed: int = 0) 
     return float(v.mean()), float(v.std(unbiased=False))
 
 
+def nearest_neighbours(queries, references) -> tuple[torch.Tensor, torch.Tensor]:
+    """L2 distance from each query ``(n, d)`` to its nearest reference ``(m, d)`` and that reference's
+    index: ``(n,)`` each."""
+    q, r = _float64(queries), _float64(references)
+    distances = torch.cdist(q, r, compute_mode="donot_use_mm_for_euclid_dist")  # exact 0 for copies
+    nearest = distances.min(dim=1)
+    return nearest.values, nearest.indices
+
+
 def nearest_distances(queries, references) -> torch.Tensor:
     """L2 distance from each query ``(n, d)`` to its nearest reference ``(m, d)``: ``(n,)``."""
-    q, r = _float64(queries), _float64(references)
-    return torch.cdist(q, r, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values  # exact 0 for copies
+    return nearest_neighbours(queries, references)[0]
 
 
 def nearest_other_group_distances(features, groups) -> torch.Tensor:

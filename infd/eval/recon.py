@@ -13,17 +13,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from .. import metrics
 from ..rendering.engine import render
-from ..rendering.sinks import quantize
+from ..rendering.sinks import quantize, save_grid
 from .photos import eval_data_config, load_whole_images
-
-GRID_GAP_PX = 4
 
 
 @torch.no_grad()
@@ -90,22 +86,10 @@ def reconstruction_grid(model, data_config, image_bytes: list[bytes], sizes, pat
     """
     model = model.to(device).eval()
     data_config = eval_data_config(data_config.urls, model.config.input_size, data_config.decode)
-    columns = []  # per size: (gt (N, 3, s, s), rec (N, 3, s, s))
+    columns = []  # per size: gt and rec (N, s, s, 3) uint8
     for s in sizes:
         samples = load_whole_images(data_config, image_bytes, s)
         inp = torch.stack([x["inp"] for x in samples]).to(device)
         rec = render_full(model, model.decode(model.encode(inp)), s)
-        columns.append((quantize(torch.stack([x["gt"] for x in samples])), quantize(rec)))  # (N, s, s, 3) uint8
-    height = max(sizes)
-    width = sum(2 * s + 2 * GRID_GAP_PX for s in sizes)
-    canvas = np.full((len(image_bytes) * (height + GRID_GAP_PX), width, 3), 255, np.uint8)
-    for row in range(len(image_bytes)):
-        x, y = 0, row * (height + GRID_GAP_PX)
-        for (gt, rec), s in zip(columns, sizes):
-            for img in (gt[row], rec[row]):
-                canvas[y:y + s, x:x + s] = img
-                x += s + GRID_GAP_PX
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(canvas).save(path)
-    return path
+        columns += [quantize(torch.stack([x["gt"] for x in samples])), quantize(rec)]
+    return save_grid(columns, path)

@@ -70,6 +70,10 @@ def _sample_metrics(fid: dict) -> list[tuple[str, float | None]]:
     if mem and "ratio_within" in mem:
         rows.append(("memorisation ratio within the set (1 = as far as a training photo from the others)",
                      mem["ratio_within"]))
+    rec = _part(fid, "memorisation_reconstructed")
+    if rec:
+        rows.append(("memorisation ratio among renders (vs reconstructed views; 1 = as far as held-out reconstructions)",
+                     rec["ratio"]))
     refs = _part(fid, "references")
     if refs:
         kid = refs["kid"]
@@ -140,6 +144,14 @@ def fid_lines(fid: dict) -> list[str]:
         if "ratio_within" in mem:
             lines[-1] += (f"; a training image to the nearest image of another training photo "
                           f"{mem['train_to_other_photos']:.2f}: ratio {mem['ratio_within']:.3f}")
+        rec = _part(fid, "memorisation_reconstructed")
+        if rec:
+            lines[-1] += (f". Among renders (samples and held-out images reconstructed by the autoencoder, both vs "
+                          f"the real views' reconstructions): {rec['sample_to_train']:.2f} and "
+                          f"{rec['heldout_to_train']:.2f}, ratio {rec['ratio']:.3f}")
+            if "ratio_within" in rec:
+                lines[-1] += f", within the set {rec['ratio_within']:.3f}"
+        lines += nearest_lines(fid)
     if _part(fid, "references"):
         lines += [""] + reference_lines(fid)
     lines += ["", f"Scale consistency of the samples (PSNR of the {2 * fid['full_size']} render downsampled to "
@@ -148,6 +160,17 @@ def fid_lines(fid: dict) -> list[str]:
         lines += ["Fewer than 2048 images per set: the covariances are rank-deficient and these FIDs are only "
                   "comparable with runs of the same sizes, not with published numbers.", ""]
     return lines
+
+
+def nearest_lines(fid: dict) -> list[str]:
+    """Where the picture of the nearest samples is and what its pairs are (``run.evaluate_fid``'s ``nearest``)."""
+    near = _part(fid, "nearest")
+    if not near:
+        return []
+    pairs = ", ".join(f"seed {seed} ~ photo {photo} view {view} ({ratio:.2f})" for seed, photo, view, ratio in
+                      zip(near["seeds"], near["train_photo"], near["train_view"], near["ratio"]))
+    return ["", f"`{near['file']}`: the {len(near['seeds'])} samples nearest to a training view, each beside that "
+                f"view, nearest first (the distance over the held-out median): {pairs}."]
 
 
 REFERENCE_SETS = {"heldout": "held-out real images", "heldout_reconstructed": "the same, reconstructed by the "

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import logging
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -24,7 +25,9 @@ from ..diffusion.sampling import SamplingSpec
 from ..rendering.sampling import has_prior
 from . import fid as fid_lib
 from . import kid as kid_lib
+from ..rendering.sinks import quantize
 from .frechet import FeatureStats, resolve_method
+from .nearest import nearest_figure
 from .photos import eval_data_config, load_photos, photo_labels
 from .recon import evaluate_autoencoder
 from .sr import evaluate_sr
@@ -69,6 +72,10 @@ class EvalOptions:
     frame: bool = False  # the frame figures of ``frame_samples`` samples at ``frame_sizes``
     frame_samples: int = 16
     frame_sizes: tuple[int, ...] = (256, 1024)
+    # with held-out photos: a PNG of the ``nearest_count`` samples nearest to a training view, beside it
+    # (``infd.eval.nearest``; only the main bundle's, sampled the main way)
+    nearest_grid: str | None = None
+    nearest_count: int = 16
 
     def __post_init__(self):
         if self.sizes is not None and (not self.sizes or min(self.sizes) < MIN_SIZE):
@@ -92,6 +99,8 @@ class EvalOptions:
                                  f"{self.real_views}, {self.kid_subsets}, {self.kid_subset_size}")
             fid_lib.FIDSettings(self.full_size or MIN_SIZE, tuple(self.fid_sizes), self.patch, self.seed)
             resolve_method(self.sqrtm)
+        if self.nearest_count < 1:
+            raise ValueError(f"--nearest must be at least 1, got {self.nearest_count}")
         if self.sampling_curve and not self.fid:
             raise ValueError("--sampling-curve measures samples: it needs --fid")
         if self.train_labels and self.sampling.class_label is not None:
@@ -150,8 +159,9 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
     ``options.real_views`` views of each), the samples' scale consistency (their ``2 full_size`` render
     downsampled vs their ``full_size`` render) and the sampler's seconds per sample. Given ``heldout``
     photos also the memorisation ratio (``infd.eval.kid``: whole-image features of samples and held-out
-    photos vs the training set's), the reference sets of ``sample_references`` and the FID of the first N
-    samples, N the held-out count (``first_n_fid``).
+    photos vs the training set's; and ``memorisation_reconstructed``, the same in the autoencoder's domain),
+    the reference sets of ``sample_references``, the FID of the first N samples, N the held-out count
+    (``first_n_fid``), and with ``options.nearest_grid`` the picture of the nearest samples (``nearest``).
 
     ``shared``: a dict that keeps the extractor, the real and held-out sets and each autoencoder's
     references between calls, so several bundles or samplers are measured against the same sets
@@ -186,27 +196,38 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
     seeds = list(range(options.seed, options.seed + options.num_samples))
     sampling = options.sampling
     labels = train_labels(model, real_config, seeds) if options.train_labels else None
-    fake = fid_lib.collect_features(
-        fid_lib.sample_batches(model, seeds, settings, sampling, options.batch, options.device, options.progress,
-                               on_full, labels, timings), extractor, keep=True)
+    order, kept = [], []  # the seeds in the order they were sampled; their whole images, for the picture
+    batches = fid_lib.sample_batches(model, seeds, settings, sampling, options.batch, options.device,
+                                     options.progress, on_full, labels, timings, order)
+    if heldout and options.nearest_grid:
+        batches = keeping_whole(batches, kept)
+    fake = fid_lib.collect_features(batches, extractor, keep=True)
     table = fid_lib.fid_table(real.stats, fake, options.sqrtm)
     kids = {key: kid_vs_real(fake[key], real.stats[key], options) for key in table}
-    memorisation = references = subset = None
+    memorisation = memorisation_rec = references = subset = nearest = None
     if heldout:
         if ("heldout", settings) not in shared:
             shared["heldout", settings] = RealSet.of(heldout, heldout_config, settings, options, extractor)
         held = shared["heldout", settings]
-        memorisation = heldout_memorisation(fake, real, held, options.real_views)
-        key = ("references", settings, weights_digest(model.autoencoder))  # one per autoencoder, not per bundle
+        key = ("reconstructed", settings, weights_digest(model.autoencoder))  # one per autoencoder, not per bundle
         if key not in shared:
-            shared[key] = sample_references(model.autoencoder, held, real, settings, options, extractor)
-        references = shared[key]
+            shared[key] = reconstructed_sets(model.autoencoder, held, real, settings, options, extractor)
+        rec = shared[key]
+        memorisation, memorisation_rec = memorisation_ratios(fake, real, held, rec, options.real_views)
+        references = sample_references(held, real, rec, settings, options)
         subset = first_n_fid(fake, real.stats, held.count, settings, options.sqrtm)
+        if kept:
+            full = fid_lib.FULL
+            nearest = nearest_figure(np.concatenate(kept), fake[full].features, order,
+                                     quantize(torch.cat([b[full] for b in real.images])), real.stats[full].features,
+                                     options.real_views, memorisation["heldout_to_train"], options.nearest_count,
+                                     options.nearest_grid)
     return {"fid": table[fid_lib.FULL],
             "patch_fid": {str(R): table[fid_lib.patch_key(R)] for R in settings.sizes},
             "kid": kids[fid_lib.FULL][0], "kid_std": kids[fid_lib.FULL][1],
             "patch_kid": {str(R): kids[fid_lib.patch_key(R)][0] for R in settings.sizes},
-            "memorisation": memorisation, "references": references, "fid_first_n": subset,
+            "memorisation": memorisation, "memorisation_reconstructed": memorisation_rec, "nearest": nearest,
+            "references": references, "fid_first_n": subset,
             "num_real_images": real.count, "real_views": options.real_views,
             "full_size": settings.full_size, "patch": settings.patch, "crop_seed": settings.seed,
             "num_samples": len(seeds), "num_real": len(real.photos), "seeds": seeds_text(seeds),
@@ -250,7 +271,7 @@ def first_n_fid(fake: dict, real: dict, n: int, settings, sqrtm: str) -> dict | 
 @dataclass
 class RealSet:
     """Real photos as the sample metrics see them: ``stats`` per feature set (kept vectors) of ``images``,
-    the batches ``{FULL: whole images}`` (for ``sample_references``, which reconstructs them)."""
+    the batches ``{fid_lib.FULL: whole images}`` (for ``sample_references``, which reconstructs them)."""
 
     photos: list[bytes]
     data_config: object
@@ -270,30 +291,30 @@ class RealSet:
         return self.stats[fid_lib.FULL].count
 
 
-def heldout_memorisation(fake: dict, real: RealSet, held: RealSet, real_views: int) -> dict:
-    """``kid.memorisation_ratio`` of the samples' whole-image features (``real_views`` per real photo)."""
-    groups = torch.arange(real.count) // max(real_views, 1)  # the photo of each view
-    memorisation = kid_lib.memorisation_ratio(fake[fid_lib.FULL].features, real.stats[fid_lib.FULL].features,
-                                              held.stats[fid_lib.FULL].features, groups)
-    return {**memorisation, "num_heldout": held.count}
+def keeping_whole(batches, kept: list):
+    """``batches`` unchanged, appending each batch's whole images (quantised) to ``kept``."""
+    for batch in batches:
+        kept.append(quantize(batch[fid_lib.FULL]))
+        yield batch
 
 
-def sample_references(autoencoder, held: RealSet, real: RealSet, settings, options, extractor) -> dict | None:
-    """What the sample metrics of a prior on ``autoencoder`` are to be read against: KID and FID vs the
-    ``real`` set of
+def memorisation_ratios(fake: dict, real: RealSet, held: RealSet, rec: dict, real_views: int) -> tuple[dict, dict]:
+    """``kid.memorisation_ratio`` of the samples' whole-image features (``real_views`` per real photo) against
+    the real images, and the same in the autoencoder's domain: against the real images' reconstructions,
+    over the held-out reconstructions' distance to them (samples are renders; this leaves out the share of
+    the distance that only says "a render, not a photo")."""
+    full, groups = fid_lib.FULL, torch.arange(real.count) // max(real_views, 1)  # the photo of each view
+    photos = kid_lib.memorisation_ratio(fake[full].features, real.stats[full].features, held.stats[full].features,
+                                        groups)
+    renders = kid_lib.memorisation_ratio(fake[full].features, rec["train"][full].features,
+                                         rec["heldout"][full].features, groups)
+    return {**photos, "num_heldout": held.count}, renders
 
-    - ``heldout``: the ``held`` real images (whole, and their crops at each patch size): what a model that
-      generalises rather than copies can reach;
-    - ``heldout_reconstructed``: their reconstructions by ``autoencoder`` (whole images rendered at their
-      size; crops: the held-out photo's square encoded at the input size and rendered at the patch size,
-      as a sample is): the same through this autoencoder;
-    - ``train_reconstructed``: the real set's own reconstructions (the same way), what a prior that had
-      learnt the training latents exactly would reach (the floor of its samples' metrics).
 
-    ``{"kid": {name: value, name + "_patch": {R: value}}, "fid": {...}, "counts": {name: n}}``; ``None``
-    with fewer than two held-out images."""
-    if held.count < 2:
-        return None
+def reconstructed_sets(autoencoder, held: RealSet, real: RealSet, settings, options, extractor) -> dict:
+    """``{"heldout": ..., "train": ...}``: feature stats (kept vectors) of the ``held`` and ``real`` images
+    reconstructed by ``autoencoder`` (whole images rendered at their size; crops: the photo's square encoded
+    at the input size and rendered at the patch size, as a sample is)."""
 
     def reconstruct(part: RealSet) -> dict:
         whole = fid_lib.collect_features(fid_lib.reconstructed_batches(autoencoder, part.images, options.device),
@@ -303,7 +324,25 @@ def sample_references(autoencoder, held: RealSet, real: RealSet, settings, optio
             extractor, keep=True)
         return {**whole, **crops}
 
-    sets = {"heldout": held.stats, "heldout_reconstructed": reconstruct(held), "train_reconstructed": reconstruct(real)}
+    return {"heldout": reconstruct(held), "train": reconstruct(real)}
+
+
+def sample_references(held: RealSet, real: RealSet, rec: dict, settings, options) -> dict | None:
+    """What the sample metrics of a prior on an autoencoder are to be read against: KID and FID vs the
+    ``real`` set of
+
+    - ``heldout``: the ``held`` real images (whole, and their crops at each patch size): what a model that
+      generalises rather than copies can reach;
+    - ``heldout_reconstructed``: their reconstructions by the autoencoder (``rec``, ``reconstructed_sets``):
+      the same through this autoencoder;
+    - ``train_reconstructed``: the real set's own reconstructions (the same way), what a prior that had
+      learnt the training latents exactly would reach (the floor of its samples' metrics).
+
+    ``{"kid": {name: value, name + "_patch": {R: value}}, "fid": {...}, "counts": {name: n}}``; ``None``
+    with fewer than two held-out images."""
+    if held.count < 2:
+        return None
+    sets = {"heldout": held.stats, "heldout_reconstructed": rec["heldout"], "train_reconstructed": rec["train"]}
     kid, fid = {}, {}
     for name, stats in sets.items():
         fids = fid_lib.fid_table(real.stats, stats, options.sqrtm)
@@ -377,11 +416,13 @@ def evaluate(checkpoint: str | Path, data, options: EvalOptions, train_data=None
         results["fid"] = evaluate_fid(model, train_data, options, extractor, photos, data_config, shared)
         if options.sampling_curve:
             results["sampling_curve"] = [results["fid"]] + [
-                evaluate_fid(model, train_data, replace(options, sampling=spec), extractor, photos, data_config, shared)
+                evaluate_fid(model, train_data, replace(options, sampling=spec, nearest_grid=None), extractor, photos,
+                             data_config, shared)
                 for spec in options.sampling_curve]
         if other_bundles:
             results["fid_label"] = checkpoint_label(checkpoint, autoencoder)
-            results["fid_compare"] = {label: evaluate_fid(other, train_data, options, extractor, photos, data_config,
+            plain = replace(options, nearest_grid=None)
+            results["fid_compare"] = {label: evaluate_fid(other, train_data, plain, extractor, photos, data_config,
                                                           shared) for label, other in other_bundles.items()}
     if options.zoom or options.frame:
         results["zoom"] = zoom_results(model, options.zoom, options.frame_sizes,

@@ -52,6 +52,33 @@ def quantize(pixels: torch.Tensor, bits: int = 8) -> np.ndarray:
     return q if bits == 8 else q.astype(np.uint16)
 
 
+GRID_GAP_PX = 4  # white between the images of ``save_grid``
+
+
+def save_grid(columns: list[np.ndarray], path: str | Path) -> Path:
+    """PNG (written atomically) of images in rows and columns: ``columns`` holds per column ``(N, h, w, 3)``
+    uint8 images (``quantize``), row ``i`` image ``i`` of each, top-aligned on white, ``GRID_GAP_PX`` apart."""
+    from PIL import Image
+
+    rows = {c.shape[0] for c in columns}
+    if len(rows) != 1:
+        raise ValueError(f"grid columns of different lengths: {sorted(rows)}")
+    rows, height = rows.pop(), max(c.shape[1] for c in columns)
+    width = sum(c.shape[2] for c in columns) + GRID_GAP_PX * (len(columns) - 1)
+    canvas = np.full((rows * height + GRID_GAP_PX * (rows - 1), width, 3), 255, np.uint8)
+    x = 0
+    for images in columns:
+        h, w = images.shape[1:3]
+        for row in range(rows):
+            y = row * (height + GRID_GAP_PX)
+            canvas[y:y + h, x:x + w] = images[row]
+        x += w + GRID_GAP_PX
+    path = Path(path)
+    with atomic_output(path) as temp:
+        Image.fromarray(canvas).save(temp, format="PNG")
+    return path
+
+
 def iter_bands(tiles: Iterable[tuple[Region, np.ndarray]], size: tuple[int, int]
                ) -> Iterator[tuple[int, np.ndarray]]:
     """Join row-major tiles ``(region, (B, h, w, 3))`` into full-width bands ``(top, (B, rows, W, 3))``.

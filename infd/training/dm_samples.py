@@ -7,16 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from ..rendering.engine import render_latent
 from ..diffusion.sampling import SamplingSpec
 from ..rendering.sampling import sample_latents
+from ..rendering import sinks
 from ..rendering.sinks import quantize
-
-GAP_PX = 4
 
 
 @torch.no_grad()
@@ -38,20 +35,8 @@ def sample_images(bundle, seeds: list[int], sizes, *, steps: int, sampler: str =
 
 
 def save_grid(columns: list[torch.Tensor], path: str | Path) -> Path:
-    """PNG of ``columns`` (per size ``(N, 3, s, s)``): row ``i`` holds sample ``i`` at every size."""
-    sizes = [c.shape[-1] for c in columns]
-    rows = columns[0].shape[0]
-    height, width = max(sizes), sum(sizes) + GAP_PX * (len(sizes) - 1)
-    canvas = np.full((rows * height + GAP_PX * (rows - 1), width, 3), 255, np.uint8)
-    for row in range(rows):
-        x, y = 0, row * (height + GAP_PX)
-        for images, s in zip(columns, sizes):
-            canvas[y:y + s, x:x + s] = quantize(images[row:row + 1])[0]
-            x += s + GAP_PX
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(canvas).save(path)
-    return path
+    """PNG of ``columns`` (per size ``(N, 3, s, s)`` in [-1, 1]): row ``i`` holds sample ``i`` at every size."""
+    return sinks.save_grid([quantize(c) for c in columns], path)
 
 
 def sample_grid(bundle, seeds: list[int], sizes, path: str | Path, *, steps: int, sampler: str = "ddim",
