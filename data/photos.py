@@ -1,9 +1,9 @@
 """Real photographs available offline, with source, author and licence per image.
 
-Seven sources, split by source so that no source is both trained on and evaluated on:
+Eight sources, split by source so that no source is both trained on and evaluated on:
 
 - ``train``: the Debian packages ``plasma-workspace-wallpapers``, ``lomiri-wallpapers-16.04``,
-  ``lomiri-wallpapers-20.04`` and ``ukui-wallpapers`` (files under ``/usr/share``);
+  ``lomiri-wallpapers-20.04``, ``ukui-wallpapers`` and ``mate-backgrounds`` (files under ``/usr/share``);
 - ``heldout``: the pip packages scikit-image (``skimage/data``), scikit-learn
   (``sklearn/datasets/images``, i.e. ``load_sample_images``) and matplotlib
   (``matplotlib/mpl-data/sample_data``), paths relative to the folder holding the packages.
@@ -29,6 +29,7 @@ SOURCES = {
     "lomiri-wallpapers-16.04": ("train", "apt-get install -y lomiri-wallpapers-16.04"),
     "lomiri-wallpapers-20.04": ("train", "apt-get install -y lomiri-wallpapers-20.04"),
     "ukui-wallpapers": ("train", "apt-get install -y ukui-wallpapers"),
+    "mate-backgrounds": ("train", "apt-get install -y mate-backgrounds"),
     "scikit-image": ("heldout", "python3 -m pip install scikit-image"),
     "scikit-learn": ("heldout", "python3 -m pip install scikit-learn"),
     "matplotlib": ("heldout", "python3 -m pip install matplotlib"),
@@ -81,6 +82,11 @@ def _lomiri(version: str, name: str, author: str, licence: str, scene: str) -> P
     return Photo(f"lomiri-wallpapers-{version}", f"backgrounds/{name}", author, licence, scene)
 
 
+def _mate(name: str, author: str, scene: str) -> Photo:
+    # authors and licence from the package's debian/copyright (every file GPL-2+)
+    return Photo("mate-backgrounds", f"backgrounds/mate/nature/{name}.jpg", author, "GPL-2+", scene)
+
+
 def _skimage(name: str, author: str, licence: str, scene: str = "objects") -> Photo:
     return Photo("scikit-image", f"skimage/data/{name}", author, licence, scene)
 
@@ -108,6 +114,12 @@ PHOTOS = (
     _lomiri("16.04", "sunset_by_Aitzol_Berasategi.jpg", "Aitzol Berasategi", "CC-BY-4.0", "sky_land"),
     _lomiri("20.04", "Kleiber_by_Lukas_Baubkus.jpg", "Lukas Baubkus", "CC-BY-SA-3.0", "plants"),
     # ukui-wallpapers: no photographs (all twelve files are digital artwork)
+    _mate("Aqua", "Charles Barbin", "water"), _mate("Blinds", "Lennart Poettering, Andrea Cimitan", "plants"),
+    _mate("Dune", "Marco Cogoni, Hylke Bons", "sky_land"), _mate("FreshFlower", "Jens Ansorg", "plants"),
+    _mate("Garden", "Charles Barbin", "plants"), _mate("GreenMeadow", "Timothy Schellhase, Lapo Calamandrei", "plants"),
+    _mate("LadyBird", "Charles Barbin", "plants"), _mate("RainDrops", '"blackcombwhistler07"', "plants"),
+    _mate("Storm", "Sergey Nazarov", "sky_land"), _mate("TwoWings", "Charles Barbin, Hylke Bons", "plants"),
+    _mate("Wood", "Jean-François Fortin Tam", "objects"), _mate("YellowFlower", "Charles Barbin", "plants"),
     _skimage("astronaut.png", "NASA (Great Images database)", "public domain"),
     _skimage("camera.png", "Lav Varshney", "CC0-1.0"),
     _skimage("chelsea.png", "Stefan van der Walt", "CC0-1.0"),
@@ -130,6 +142,9 @@ EXCLUDED = {
     "lomiri-wallpapers-16.04": "umang_by_Abhishek_Mudgal.jpg: a colour gradient",
     "lomiri-wallpapers-20.04": "Fossa, Painting-Colors: artwork; Infinite-Sea: a composite (geometric "
                                "overlays, synthetic sea)",
+    "mate-backgrounds": "abstract/* and desktop/* (Arc-Colors, Elephants, Flow, Gulp, Silk, Spring, Waves, "
+                        "Float-into-MATE, GreenTraditional, the Stripes and Ubuntu-Mate files): artwork, logos "
+                        "and renders; only nature/ holds photographs",
     "ukui-wallpapers": "all 12 files (2004default calla city desert firstgeneration fluent-color "
                        "focal-ubuntukylin goldfish rhythm rollpaper string the-mouse): artwork and renders",
     "scikit-image": "motorcycle_right (the other view of the stereo pair); clock_motion (deliberately "

@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
-"""Shards of the real photographs of seven offline sources (artwork left out), split by source.
+"""Shards of the real photographs of eight offline sources (artwork left out), split by source.
 
 train: the Debian wallpaper packages (plasma-workspace-wallpapers, lomiri-wallpapers-16.04,
-lomiri-wallpapers-20.04, ukui-wallpapers). heldout: scikit-image, scikit-learn and matplotlib's
+lomiri-wallpapers-20.04, ukui-wallpapers, mate-backgrounds). heldout: scikit-image, scikit-learn and matplotlib's
 photos, for evaluation only; a held-out source is never written into train. Each image's JSON
 adds source, path, author, licence, split and its hand-labelled scene class (``scene``, and ``label`` =
 its index in ``infd.data.photos.SCENES``: the class-conditional prior's label) (the list: infd/data/photos.py).
 
 Needs: apt-get install -y plasma-workspace-wallpapers lomiri-wallpapers-16.04 lomiri-wallpapers-20.04
-ukui-wallpapers; python3 -m pip install scikit-image scikit-learn matplotlib
+ukui-wallpapers mate-backgrounds; python3 -m pip install scikit-image scikit-learn matplotlib
 
 Example:
     python3 tools/make_photo_shards.py shards/photos                 # shards/photos/{train,heldout}/photos-%06d.tar
@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     written = [write_split(split, sources, pattern, args) for split, sources, pattern in plan]
     if not any(written):
         print(f"make_photo_shards.py: error: no photos found; install them with: {INSTALL_HINT} "
-              f"lomiri-wallpapers-20.04 ukui-wallpapers", file=sys.stderr)
+              f"lomiri-wallpapers-20.04 ukui-wallpapers mate-backgrounds", file=sys.stderr)
         return 2
     return 0
 
