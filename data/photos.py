@@ -40,7 +40,7 @@ PYTHON_PACKAGES = {"scikit-image": "skimage", "scikit-learn": "sklearn", "matplo
 
 # Coarse scene classes, hand-labelled from looking at each photo (the class-conditional prior's labels;
 # the shard JSON carries ``scene`` and ``label`` = its index). Chosen for what these photos hold:
-#   water     lakes, sea and piers, with the water taking much of the frame
+#   water     lakes, sea and piers, a splash, with the water taking much of the frame
 #   sky_land  open sky over land: mountains, fields, a beach, a sunset
 #   plants    foliage, forest, moss, leaves, flowers, a bird on bark
 #   objects   man-made things and close-ups indoors: cups, a bowl, brushes, lamps, a clock, architecture,

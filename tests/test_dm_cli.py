@@ -42,7 +42,7 @@ def test_dry_run_resolves_the_cpu_configs():
         assert rc == 0, err
         config = yaml.safe_load(out)
         assert config["max_steps"] == 7 and config["diffusion"]["backbone"] == backbone
-        assert config["diffusion"]["model"]["in_channels"] == 6 and config["latents"]["urls"].startswith("latents/v4views/")
+        assert config["diffusion"]["model"]["in_channels"] == 6 and config["latents"]["urls"].startswith(("latents/v4views/", "latents/v5views/"))
         assert config["autoencoder"] == "wip/ae_cpu_v4.safetensors"
 
 
