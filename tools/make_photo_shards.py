@@ -5,7 +5,7 @@ train: the Debian wallpaper packages (plasma-workspace-wallpapers, lomiri-wallpa
 lomiri-wallpapers-20.04, ukui-wallpapers, mate-backgrounds). heldout: scikit-image, scikit-learn and matplotlib's
 photos, for evaluation only; a held-out source is never written into train. Each image's JSON
 adds source, path, author, licence, split and its hand-labelled scene class (``scene``, and ``label`` =
-its index in ``infd.data.photos.SCENES``: the class-conditional prior's label) (the list: infd/data/photos.py).
+its index in ``infd.data.photos.SCENES``: the class-conditional prior's label) (the list: data/photos.py).
 
 Needs: apt-get install -y plasma-workspace-wallpapers lomiri-wallpapers-16.04 lomiri-wallpapers-20.04
 ukui-wallpapers mate-backgrounds; python3 -m pip install scikit-image scikit-learn matplotlib
