@@ -15,7 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
-from infd.diffusion.sampling import DEFAULT_SAMPLER, SAMPLER_NAMES
+from infd.diffusion.sampling import CLASS_PER_SEED, DEFAULT_SAMPLER, SAMPLER_NAMES
 
 
 MAX_SIDE = 2**31 - 1  # pixels a side of a virtual image: regions of it are indexed with int32 offsets
@@ -115,14 +115,27 @@ def parse_device(text: str) -> str:
     return text
 
 
-def add_sampler_arguments(parser: argparse.ArgumentParser, sampler: str = DEFAULT_SAMPLER) -> None:
-    """``--sampler`` (default ``sampler``), ``--cfg-scale`` and ``--class``: the fields of a ``SamplingSpec``
-    besides its steps."""
+def parse_class(text: str) -> int | str | None:
+    """``--class``: a label (an integer, checked later against the model), ``seed`` or ``none``."""
+    if text in (CLASS_PER_SEED, "none"):
+        return None if text == "none" else text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a label >= 0, '{CLASS_PER_SEED}' or 'none', got '{text}'") from None
+
+
+def add_sampler_arguments(parser: argparse.ArgumentParser, sampler: str = DEFAULT_SAMPLER,
+                          class_label: int | str | None = None, cfg_scale: float = 1.0) -> None:
+    """``--sampler``, ``--cfg-scale`` and ``--class`` (defaults: the arguments): the fields of a
+    ``SamplingSpec`` besides its steps."""
     parser.add_argument("--sampler", default=sampler, help=f"{', '.join(SAMPLER_NAMES)} (default {sampler})")
-    parser.add_argument("--cfg-scale", type=float, default=1.0,
+    parser.add_argument("--cfg-scale", type=float, default=cfg_scale,
                         help="classifier-free guidance scale w, out_u + w (out_c - out_u): 1 is the conditional "
-                             "model, 0 the unconditional one (default 1)")
-    parser.add_argument("--class", dest="class_label", type=int, help="class label (class-conditional models)")
+                             f"model, 0 the unconditional one; used with a class (default {cfg_scale:g})")
+    parser.add_argument("--class", dest="class_label", type=parse_class, default=class_label,
+                        help=f"class label of class-conditional models: N, '{CLASS_PER_SEED}' (seed s takes class "
+                             f"s mod K) or 'none' (unconditional; default {class_label or 'none'})")
 
 
 class _DeprecatedAlias(argparse.Action):

@@ -31,7 +31,7 @@ from torch import nn
 
 from infd import devices
 from infd.checkpoint import save_model
-from infd.diffusion.sampling import DEFAULT_SAMPLER, DEFAULT_STEPS, SamplingSpec
+from infd.diffusion.sampling import CLASS_PER_SEED, DEFAULT_CFG_SCALE, DEFAULT_SAMPLER, DEFAULT_STEPS, SamplingSpec
 from infd.diffusion.windows import LabelBox, WindowSpec
 from infd.models.tiled_decode import decode_canvas
 from infd.renderers.coords import Region
@@ -76,11 +76,14 @@ class Pipeline:
         return self.autoencoder.config.input_size
 
     def sample_latents(self, seeds: int | Sequence[int] = 0, *, steps: int = DEFAULT_STEPS,
-                       sampler: str = DEFAULT_SAMPLER, cfg_scale: float = 1.0, class_label: int | None = None,
-                       progress: bool = False,
+                       sampler: str = DEFAULT_SAMPLER, cfg_scale: float = DEFAULT_CFG_SCALE,
+                       class_label: int | str | None = CLASS_PER_SEED, progress: bool = False,
                        canvas: tuple[int, int] | None = None, windows: WindowSpec | None = None,
                        boxes: Sequence[LabelBox] = ()) -> torch.Tensor:
         """Latents ``(len(seeds), C, h, w)``, one per seed (the prior's sampler, or N(0, I) without one).
+
+        As ``tools/render.py``: a class-conditional prior gives seed s class s mod K (``class_label="seed"``)
+        at guidance ``cfg_scale`` 3; ``class_label=None`` samples unconditionally.
 
         ``canvas = (h, w)``: a latent canvas larger than the trained size, denoised jointly in windows
         (``windows``; ``boxes``: a class label per box of the canvas; ``infd.diffusion.windows``)."""
@@ -104,8 +107,8 @@ class Pipeline:
 
     def sample(self, seeds: int | Sequence[int] = 0, *, height: int = 512, width: int | None = None,
                region: Region | None = None, steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
-               cfg_scale: float = 1.0,
-               class_label: int | None = None, output: str = "pil", progress: bool = False,
+               cfg_scale: float = DEFAULT_CFG_SCALE,
+               class_label: int | str | None = CLASS_PER_SEED, output: str = "pil", progress: bool = False,
                canvas: str = "stretch", canvas_scale: float = 1.0):
         """Sample one image per seed and render it at ``height x width`` (default square), or only the
         ``region`` window of that virtual image.

@@ -4,6 +4,7 @@ import pytest
 from PIL import Image
 
 import infd.rendering.sampling as sampling
+from infd.diffusion.sampling import CLASS_PER_SEED, DEFAULT_CFG_SCALE
 
 from inverse_testing import ROOT
 from tool_testing import load_tool
@@ -23,11 +24,33 @@ def inverse_tool():
 
 def test_render_guidance_is_a_deprecated_alias_of_cfg_scale(render_tool, capsys):
     parser = render_tool.build_parser()
-    assert parser.parse_args([]).cfg_scale == 1.0 and parser.parse_args(["--cfg-scale", "3"]).cfg_scale == 3.0
+    assert parser.parse_args([]).cfg_scale == DEFAULT_CFG_SCALE and parser.parse_args(["--cfg-scale", "2"]).cfg_scale == 2.0
     assert capsys.readouterr().err == ""
     assert parser.parse_args(["--guidance", "2.5"]).cfg_scale == 2.5
     assert capsys.readouterr().err == "render.py: note: --guidance is deprecated, use --cfg-scale\n"
     assert "--guidance" not in parser.format_help() and "--cfg-scale" in parser.format_help()
+
+
+def test_render_samples_a_class_per_seed_by_default(render_tool, inverse_tool):
+    parse = render_tool.build_parser().parse_args
+    assert parse([]).class_label == CLASS_PER_SEED and DEFAULT_CFG_SCALE > 1
+    assert [parse(["--class", text]).class_label for text in ("2", "none", "seed")] == [2, None, CLASS_PER_SEED]
+    assert inverse_tool.build_parser().parse_args(["--layout", "x.yaml"]).class_label is None  # unconditional
+
+
+def test_a_class_per_seed_is_the_seeds_class_given_alone(render_tool, tmp_path):
+    """Default: seed s takes class s mod 4 of the bundled prior, guided; the same as --class s mod 4 for it."""
+    def render(name, *args):
+        assert render_tool.main(["--size", "16", "--steps", "3", *args, "--out", str(tmp_path / name)]) == 0
+        return np.asarray(Image.open(tmp_path / name)) if (tmp_path / name).suffix else None
+
+    render("pair", "--seed", "5,6")  # one batch, two classes: pair/seed0005.png, pair/seed0006.png
+    pair = [np.asarray(Image.open(tmp_path / "pair" / f"seed{seed:04d}.png")) for seed in (5, 6)]
+    alone = [render(f"c{seed}.png", "--seed", str(seed), "--class", str(seed % 4)) for seed in (5, 6)]
+    assert all(np.array_equal(a, b) for a, b in zip(pair, alone))
+    other = render("c2_seed5.png", "--seed", "5", "--class", "2")
+    unguided = render("none.png", "--seed", "5", "--class", "none")
+    assert not np.array_equal(pair[0], other) and not np.array_equal(pair[0], unguided)
 
 
 def test_inverse_guidance_scale_is_a_deprecated_alias_of_condition_scale(inverse_tool, capsys):
@@ -59,6 +82,14 @@ def test_bad_sampling_options_are_one_error_line(inverse_tool, tmp_path, capsys,
     code = inverse_tool.main(["--layout", str(PIXELS_LAYOUT), "--out", str(tmp_path / "r.png"), *args])
     lines = [line for line in capsys.readouterr().err.strip().splitlines() if "deprecated" not in line]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("inverse.py: error:") and message in lines[0], lines
+
+
+def test_an_unknown_class_word_is_one_error_line(render_tool, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        render_tool.build_parser().parse_args(["--class", "flowers"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == ("render.py: error: argument --class: must be a label >= 0, 'seed' or 'none', "
+                                       "got 'flowers'\n")
 
 
 def test_render_without_the_bundled_model_is_one_line(render_tool, tmp_path, capsys, monkeypatch):

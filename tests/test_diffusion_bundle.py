@@ -6,7 +6,7 @@ from infd.checkpoint import CheckpointError, save_model
 from infd.config import ConfigError, from_dict, load_config
 from infd.diffusion.bundle import LatentDiffusion, LatentDiffusionConfig
 from infd.diffusion.config import load_diffusion_config
-from infd.diffusion.sampling import SamplingSpec
+from infd.diffusion.sampling import CLASS_PER_SEED, SamplingSpec
 from infd.models.autoencoder import AutoencoderConfig
 from infd.rendering.engine import render_latent
 from infd.rendering.sampling import load_render_model, sample_latents
@@ -71,6 +71,21 @@ def test_prior_changes_latents_and_guidance_matters():
     assert not torch.allclose(plain, guided)
     with pytest.raises(Exception, match="not a label"):
         sample_latents(bundle, [5], SamplingSpec(steps=4, class_label=9))
+
+
+def test_a_class_per_seed_samples_each_seed_as_its_own_class_would():
+    bundle = make_bundle()
+    classes = bundle.num_classes
+    seeds = [classes + 1, 2 * classes + 2]  # classes 1 and 2, in one batch
+    mixed = sample_latents(bundle, seeds, SamplingSpec(steps=4, cfg_scale=2.0, class_label=CLASS_PER_SEED))
+    for i, seed in enumerate(seeds):
+        alone = sample_latents(bundle, [seed], SamplingSpec(steps=4, cfg_scale=2.0, class_label=seed % classes))
+        torch.testing.assert_close(mixed[i:i + 1], alone, atol=1e-4, rtol=1e-4)
+    other = sample_latents(bundle, seeds[:1], SamplingSpec(steps=4, cfg_scale=2.0, class_label=0))
+    assert not torch.allclose(mixed[:1], other, atol=1e-3)
+    noise = torch.randn(1, 3, 8, 8)
+    with pytest.raises(ValueError, match="needs the labels of the seeds"):  # the seeds are the caller's
+        bundle.sample_latents(noise, SamplingSpec(steps=2, class_label=CLASS_PER_SEED))
 
 
 def test_bundle_renders_like_an_autoencoder():

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 import infd
-from infd.diffusion.sampling import SamplingSpec
+from infd.diffusion.sampling import CLASS_PER_SEED, DEFAULT_CFG_SCALE, SamplingSpec
 from infd.pipeline import Pipeline
 from infd.renderers.coords import Region
 from infd.rendering.engine import render
@@ -33,7 +33,7 @@ def photo():
 
 def test_sample_is_the_engine_render_of_the_sampled_latent(pipe):
     images = pipe.sample(seeds=[3, 4], height=40, width=56, steps=3, output="numpy")
-    z = sample_latents(pipe.model, [3, 4], SamplingSpec(steps=3))
+    z = sample_latents(pipe.model, [3, 4], SamplingSpec(steps=3, cfg_scale=DEFAULT_CFG_SCALE, class_label=CLASS_PER_SEED))
     with torch.inference_mode():
         expected = quantize(render(pipe.model.renderer, pipe.model.decode(z), (40, 56)), 8)
     assert images.shape == (2, 40, 56, 3) and images.dtype == np.uint8

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from infd.config import ConfigError, from_dict
-from infd.diffusion.sampling import SAMPLER_NAMES, SamplingError, SamplingSpec
+from infd.diffusion.sampling import CLASS_PER_SEED, SAMPLER_NAMES, SamplingError, SamplingSpec
 from infd.diffusion.samplers import SAMPLERS, SamplerConfig, sample_ddim
 
 
@@ -52,3 +52,12 @@ def test_the_spec_and_the_command_line_checks_import_no_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stdout + out.stderr
+
+
+def test_a_class_per_seed_is_the_seed_mod_the_class_count():
+    spec = SamplingSpec(class_label=CLASS_PER_SEED)
+    assert spec.labels([0, 5, 6, 11], 4) == [0, 1, 2, 3]
+    assert spec.labels([0, 5], None) is None  # an unconditional prior: no class
+    assert SamplingSpec(class_label=2).labels([0, 5], 4) == [2, 2] and SamplingSpec().labels([0], 4) is None
+    with pytest.raises(SamplingError, match="'seed' or 'none'"):
+        SamplingSpec(class_label="flowers")

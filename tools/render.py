@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from infd.cli import OneLineParser, add_deprecated_alias, add_sampler_arguments, interrupt_on_sigterm, run_tool
-from infd.diffusion.sampling import DEFAULT_STEPS
+from infd.diffusion.sampling import CLASS_PER_SEED, DEFAULT_CFG_SCALE, DEFAULT_STEPS
 
 EXAMPLES = """\
 examples:
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", default="0", help="seed, range A-B or list 1,5,9 (default 0)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
                    help=f"sampling steps (diffusion models; default {DEFAULT_STEPS})")
-    add_sampler_arguments(p)
+    add_sampler_arguments(p, class_label=CLASS_PER_SEED, cfg_scale=DEFAULT_CFG_SCALE)  # the model card's curve
     add_deprecated_alias(p, "--guidance", "--cfg-scale", dest="cfg_scale", type=float)
     p.add_argument("--tile", type=int, help="tile side in pixels (default: from free memory)")
     p.add_argument("--batch", type=int, default=4, help="samples rendered together (default 4; TIFF: 1)")

@@ -23,7 +23,7 @@ from .config import DiffusionConfig, build_backbone, build_schedule
 from .noise import RNG
 from .guidance import ClassifierFreeGuidance
 from .samplers import sample, sampler_timesteps
-from .sampling import SamplingSpec
+from .sampling import CLASS_PER_SEED, SamplingSpec
 from .windows import JointDenoiser, LabelBox, WindowSpec
 
 
@@ -95,15 +95,20 @@ class LatentDiffusion(nn.Module):
         """Field ``phi`` of autoencoder latents ``z`` (B, z_channels, h, w)."""
         return self.autoencoder.decode(z)
 
-    def label_cond(self, class_label: int | None, batch: int, device) -> torch.Tensor | None:
-        """Labels ``(batch,)`` for a class, or ``None`` (unconditional: the null label if the model has one)."""
+    def label_cond(self, class_label: int | list[int] | None, batch: int, device) -> torch.Tensor | None:
+        """Labels ``(batch,)`` for a class (or one class per sample, a list), or ``None`` (unconditional: the
+        null label if the model has one)."""
         if class_label is None:
             return None
         if self.num_classes is None:
             raise ValueError("this model is unconditional; it takes no class label")
-        if not 0 <= class_label < self.num_classes:
-            raise ValueError(f"class label {class_label} is not in 0..{self.num_classes - 1}")
-        return torch.full((batch,), class_label, dtype=torch.long, device=device)
+        labels = class_label if isinstance(class_label, list) else [class_label] * batch
+        if len(labels) != batch:
+            raise ValueError(f"{len(labels)} class labels for a batch of {batch}")
+        for label in labels:
+            if not 0 <= label < self.num_classes:
+                raise ValueError(f"class label {label} is not in 0..{self.num_classes - 1}")
+        return torch.tensor(labels, dtype=torch.long, device=device)
 
     def window_multiple(self) -> int | None:
         """Sides a window smaller than the trained size must be multiples of (the UNet's downsampling), or
@@ -136,10 +141,12 @@ class LatentDiffusion(nn.Module):
     def sample_latents(self, noise: torch.Tensor, spec: SamplingSpec, *, rng: RNG = None,
                        cond_fn: Callable | None = None, callback: Callable | None = None,
                        windows: WindowSpec | None = None, boxes: tuple[LabelBox, ...] = (),
-                       on_windows: Callable[[int], None] | None = None) -> torch.Tensor:
+                       on_windows: Callable[[int], None] | None = None,
+                       labels: list[int] | None = None) -> torch.Tensor:
         """Autoencoder latents ``(B, C, h, w)`` from ``x_T = noise`` (B, C, h, w), on the backbone's device.
 
-        ``spec`` names the sampler, its steps, the classifier-free scale and the class label; the sampler's
+        ``spec`` names the sampler, its steps, the classifier-free scale and the class label (``labels``, one
+        per sample, replace it: ``SamplingSpec.labels`` of the seeds for ``--class seed``); the sampler's
         other settings (eta unless the spec sets it, spacing, clipping) come from the bundle's config.
         ``rng`` draws the noise of stochastic steps (a ``PerSampleRNG`` makes every sample independent of
         its batch). ``cond_fn`` (a guidance gradient) and ``callback`` (after each step) are the samplers'
@@ -151,7 +158,9 @@ class LatentDiffusion(nn.Module):
         """
         device = next(self.backbone.parameters()).device
         x_T = noise.to(device)
-        cond = self.label_cond(spec.class_label, x_T.shape[0], device)
+        if labels is None and spec.class_label == CLASS_PER_SEED:
+            raise ValueError(f"class_label '{CLASS_PER_SEED}' needs the labels of the seeds (SamplingSpec.labels)")
+        cond = self.label_cond(spec.class_label if labels is None else labels, x_T.shape[0], device)
         if any(b.label is not None for b in boxes):
             self.label_cond(max(b.label for b in boxes if b.label is not None), 1, device)  # checks the labels
         config = spec.apply_to(self.config.diffusion.sampler)

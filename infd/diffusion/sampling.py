@@ -24,6 +24,12 @@ SAMPLER_NAMES = ("ddpm", "ddim", "dpmpp_2m")  # infd.diffusion.samplers.SAMPLERS
 # The default of every sampling job but the inverse solvers: on the bundle, DPM-Solver++(2M) at 30 steps
 # matches DDIM at 50 (KID, patch-KID within noise) at 0.6x the sampler's time (the model card's curve).
 DEFAULT_SAMPLER, DEFAULT_STEPS = "dpmpp_2m", 30
+# --class seed: seed s takes class s mod K of a K-class prior (an unconditional prior takes none). With
+# DEFAULT_CFG_SCALE it is what tools/render.py samples by default: on the bundle, class-conditional samples
+# at w = 3 halve the unconditional prior's KID (the model card's curve); an explicit --class none samples
+# unconditionally.
+CLASS_PER_SEED = "seed"
+DEFAULT_CFG_SCALE = 3.0
 WINDOW_MODES = ("overlap", "shifted")  # infd.diffusion.windows: how a canvas larger than one latent is covered
 
 
@@ -39,13 +45,14 @@ def _is_int(value) -> bool:
 class SamplingSpec:
     """Sampler name, its number of steps, the classifier-free scale, the class label and DDIM's ``eta``.
 
-    ``class_label=None`` samples unconditionally; ``eta=None`` keeps the bundle's setting.
+    ``class_label=None`` samples unconditionally, ``CLASS_PER_SEED`` gives each seed a class (``labels``);
+    ``eta=None`` keeps the bundle's setting.
     """
 
     sampler: str = DEFAULT_SAMPLER
     steps: int = DEFAULT_STEPS
     cfg_scale: float = 1.0
-    class_label: int | None = None
+    class_label: int | str | None = None
     eta: float | None = None
 
     def __post_init__(self):
@@ -55,10 +62,19 @@ class SamplingSpec:
             raise SamplingError(f"--steps must be at least 1, got {self.steps}")
         if not 0 <= self.cfg_scale < float("inf"):  # also rejects NaN
             raise SamplingError(f"--cfg-scale must be a finite number >= 0, got {self.cfg_scale}")
-        if self.class_label is not None and (not _is_int(self.class_label) or self.class_label < 0):
-            raise SamplingError(f"--class must be a label >= 0, got {self.class_label}")
+        if self.class_label not in (None, CLASS_PER_SEED) and (not _is_int(self.class_label) or self.class_label < 0):
+            raise SamplingError(f"--class must be a label >= 0, '{CLASS_PER_SEED}' or 'none', got {self.class_label}")
         if self.eta is not None and not self.eta >= 0:
             raise SamplingError(f"eta must be a number >= 0, got {self.eta}")
+
+    def labels(self, seeds: list[int], num_classes: int | None) -> list[int] | None:
+        """The class of each seed for a prior of ``num_classes`` classes (``None``: unconditional), or
+        ``None`` to sample unconditionally: the spec's class for every seed, or ``seed mod num_classes``."""
+        if self.class_label is None or (self.class_label == CLASS_PER_SEED and num_classes is None):
+            return None
+        if self.class_label == CLASS_PER_SEED:
+            return [seed % num_classes for seed in seeds]
+        return [self.class_label] * len(seeds)
 
     def apply_to(self, config):
         """The bundle's ``SamplerConfig`` with this spec's sampler, steps, classifier-free scale (and eta)."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infd.cli import UsageError, parse_device, parse_size, parse_sizes, refuse_overwrite
-from infd.diffusion.sampling import DEFAULT_SAMPLER, DEFAULT_STEPS, SamplingError, SamplingSpec
+from infd.diffusion.sampling import CLASS_PER_SEED, DEFAULT_CFG_SCALE, DEFAULT_SAMPLER, DEFAULT_STEPS, SamplingError, SamplingSpec
 from infd.renderers.windows import Region
 
 from .canvas import CanvasSpec, crop_region
@@ -124,7 +124,7 @@ def resolve_outputs(out: str, seeds: list[int]) -> tuple[Format, list[Path]]:
 def make_request(*, size: str, out: str, seed: str = "0", num: int | None = None, region: str | None = None,
                  also_sizes: str | None = None, tile: int | None = None, batch: int = 4, bits: int = 8,
                  device: str = "auto", dtype: str = "fp32", steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
-                 cfg_scale: float = 1.0, class_label: int | None = None,
+                 cfg_scale: float = DEFAULT_CFG_SCALE, class_label: int | str | None = CLASS_PER_SEED,
                  checkpoint: str | None = None, max_magnification: float | None = None,
                  compression: str | None = None, canvas: str = "stretch", canvas_scale: float = 1.0,
                  window_mode: str = "overlap", window_stride: int | None = None, window_batch: int = 8,

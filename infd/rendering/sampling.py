@@ -18,7 +18,7 @@ from torch import nn
 
 from infd.checkpoint import CheckpointError, load_model
 from infd.diffusion.noise import PerSampleRNG
-from infd.diffusion.sampling import SamplingSpec
+from infd.diffusion.sampling import CLASS_PER_SEED, SamplingSpec
 from infd.diffusion.windows import LabelBox, WindowSpec
 
 from .request import RequestError
@@ -62,7 +62,8 @@ def sample_latents(model: nn.Module, seeds: list[int], spec: SamplingSpec, *, co
     Without a diffusion prior: ``z ~ N(0, I)``, drawn per seed (``torch.Generator().manual_seed``), so
     a seed gives the same sample in any batch and on any rank. With a prior the model's own
     ``sample_latents(noise, spec, rng=rng, cond_fn=cond_fn, callback=callback)`` turns that noise into
-    samples, drawing the noise of stochastic steps from the same per-seed generators.
+    samples, drawing the noise of stochastic steps from the same per-seed generators, and the class of
+    each seed from ``spec.labels`` (``--class seed``: seed s takes class s mod K).
 
     ``canvas = (h, w)`` asks for latents larger than the trained size (``--canvas grow``), denoised jointly
     in windows (``windows``, label ``boxes``: ``infd.diffusion.windows``).
@@ -79,7 +80,8 @@ def sample_latents(model: nn.Module, seeds: list[int], spec: SamplingSpec, *, co
     check_sampling(model, spec)
     joint = {} if canvas is None and windows is None and not boxes else dict(
         windows=windows, boxes=tuple(boxes), on_windows=on_windows)
-    return model.sample_latents(noise, spec, rng=rng, cond_fn=cond_fn, callback=callback, **joint)
+    labels = spec.labels(seeds, getattr(model, "num_classes", None))
+    return model.sample_latents(noise, spec, rng=rng, cond_fn=cond_fn, callback=callback, labels=labels, **joint)
 
 
 def check_sampling(model: nn.Module, spec: SamplingSpec) -> None:
@@ -91,6 +93,8 @@ def check_sampling(model: nn.Module, spec: SamplingSpec) -> None:
     if spec.steps > T:
         raise RequestError(f"--steps {spec.steps} is more than this model's {T} diffusion steps")
     classes = getattr(model, "num_classes", None)
+    if spec.class_label == CLASS_PER_SEED:  # a class per seed, or none for an unconditional prior
+        return
     if spec.class_label is not None and classes is None:
         raise RequestError(f"--class {spec.class_label}: this model is unconditional and takes no class label")
     if spec.class_label is not None and spec.class_label >= classes:
