@@ -158,9 +158,12 @@ class LatentDiffusion(nn.Module):
         """
         device = next(self.backbone.parameters()).device
         x_T = noise.to(device)
-        if labels is None and spec.class_label == CLASS_PER_SEED:
-            raise ValueError(f"class_label '{CLASS_PER_SEED}' needs the labels of the seeds (SamplingSpec.labels)")
-        cond = self.label_cond(spec.class_label if labels is None else labels, x_T.shape[0], device)
+        class_label = spec.class_label if labels is None else labels
+        if class_label == CLASS_PER_SEED:  # an unconditional prior takes no class; a conditional one the seeds'
+            if self.num_classes is not None:
+                raise ValueError(f"class_label '{CLASS_PER_SEED}' needs the labels of the seeds (SamplingSpec.labels)")
+            class_label = None
+        cond = self.label_cond(class_label, x_T.shape[0], device)
         if any(b.label is not None for b in boxes):
             self.label_cond(max(b.label for b in boxes if b.label is not None), 1, device)  # checks the labels
         config = spec.apply_to(self.config.diffusion.sampler)
