@@ -24,7 +24,8 @@ def inverse_tool():
 
 def test_render_guidance_is_a_deprecated_alias_of_cfg_scale(render_tool, capsys):
     parser = render_tool.build_parser()
-    assert parser.parse_args([]).cfg_scale == DEFAULT_CFG_SCALE and parser.parse_args(["--cfg-scale", "2"]).cfg_scale == 2.0
+    assert parser.parse_args([]).cfg_scale == DEFAULT_CFG_SCALE
+    assert parser.parse_args(["--cfg-scale", "2"]).cfg_scale == 2.0
     assert capsys.readouterr().err == ""
     assert parser.parse_args(["--guidance", "2.5"]).cfg_scale == 2.5
     assert capsys.readouterr().err == "render.py: note: --guidance is deprecated, use --cfg-scale\n"

@@ -33,7 +33,8 @@ def photo():
 
 def test_sample_is_the_engine_render_of_the_sampled_latent(pipe):
     images = pipe.sample(seeds=[3, 4], height=40, width=56, steps=3, output="numpy")
-    z = sample_latents(pipe.model, [3, 4], SamplingSpec(steps=3, cfg_scale=DEFAULT_CFG_SCALE, class_label=CLASS_PER_SEED))
+    defaults = SamplingSpec(steps=3, cfg_scale=DEFAULT_CFG_SCALE, class_label=CLASS_PER_SEED)  # the pipeline's
+    z = sample_latents(pipe.model, [3, 4], defaults)
     with torch.inference_mode():
         expected = quantize(render(pipe.model.renderer, pipe.model.decode(z), (40, 56)), 8)
     assert images.shape == (2, 40, 56, 3) and images.dtype == np.uint8

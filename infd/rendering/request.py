@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infd.cli import UsageError, parse_device, parse_size, parse_sizes, refuse_overwrite
-from infd.diffusion.sampling import CLASS_PER_SEED, DEFAULT_CFG_SCALE, DEFAULT_SAMPLER, DEFAULT_STEPS, SamplingError, SamplingSpec
+from infd.diffusion.sampling import (CLASS_PER_SEED, DEFAULT_CFG_SCALE, DEFAULT_SAMPLER, DEFAULT_STEPS, SamplingError,
+                                     SamplingSpec)
 from infd.renderers.windows import Region
 
 from .canvas import CanvasSpec, crop_region
