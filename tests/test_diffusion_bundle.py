@@ -88,6 +88,17 @@ def test_a_class_per_seed_samples_each_seed_as_its_own_class_would():
         bundle.sample_latents(noise, SamplingSpec(steps=2, class_label=CLASS_PER_SEED))
 
 
+def test_explicit_labels_give_each_seed_its_own_class_in_one_batch():
+    bundle = make_bundle()
+    spec = SamplingSpec(steps=4, cfg_scale=2.0)
+    mixed = sample_latents(bundle, [7, 8], spec, labels=[2, 0])
+    for i, (seed, label) in enumerate(((7, 2), (8, 0))):
+        alone = sample_latents(bundle, [seed], SamplingSpec(steps=4, cfg_scale=2.0, class_label=label))
+        torch.testing.assert_close(mixed[i:i + 1], alone, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="1 labels for 2 seeds"):
+        sample_latents(bundle, [7, 8], spec, labels=[2])
+
+
 def test_bundle_renders_like_an_autoencoder():
     bundle = make_bundle()
     z = sample_latents(bundle, [0], SamplingSpec(steps=2))

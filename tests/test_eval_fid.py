@@ -131,13 +131,13 @@ def test_per_seed_labels_sample_each_seed_as_its_label_alone():
     settings = fid.FIDSettings(full_size=32, sizes=(48,), patch=16)
     options = SamplingSpec(steps=2)
     batches = list(fid.sample_batches(model, [3, 5, 8], settings, options, batch=2, labels=[1, 0, 1]))
-    assert [b["full"].shape[0] for b in batches] == [1, 2]  # label 0: seed 5; label 1: seeds 3 and 8
-    for index, (seed, label) in ((0, (5, 0)), (1, (3, 1)), (2, (8, 1))):
+    assert [b["full"].shape[0] for b in batches] == [2, 1]  # seed order: seeds 3 and 5 (two labels), then 8
+    for index, (seed, label) in enumerate(((3, 1), (5, 0), (8, 1))):
         alone = next(fid.sample_batches(model, [seed], settings, dataclasses.replace(options, class_label=label)))
         got = torch.cat([b["full"] for b in batches])[index]
         torch.testing.assert_close(got, alone["full"][0], rtol=0, atol=1e-5)
     other = next(fid.sample_batches(model, [5], settings, dataclasses.replace(options, class_label=2)))
-    assert not torch.allclose(other["full"][0], torch.cat([b["full"] for b in batches])[0], atol=1e-3)
+    assert not torch.allclose(other["full"][0], torch.cat([b["full"] for b in batches])[1], atol=1e-3)
     with pytest.raises(ValueError, match="2 labels for 3 seeds"):
         list(fid.sample_batches(model, [3, 5, 8], settings, options, labels=[1, 0]))
 

@@ -14,7 +14,6 @@ a run reproduces exactly. The FID of a feature set is ``frechet.fid_of_stats`` o
 """
 from __future__ import annotations
 
-import dataclasses
 import random
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
@@ -148,42 +147,33 @@ def render_crops(renderer, phi: torch.Tensor, size: int, regions: list[Region]) 
 @torch.no_grad()
 def sample_batches(model, seeds: list[int], settings: FIDSettings, options, batch: int = 8, device="cpu",
                    progress: bool = False, on_full: Callable | None = None,
-                   labels: list[int] | None = None, timings: list[float] | None = None,
-                   order: list[int] | None = None) -> Iterator[dict[str, torch.Tensor]]:
-    """``{key: images}`` of samples of ``model`` (anything ``rendering.sampling.sample_latents`` takes).
+                   labels: list[int] | None = None,
+                   timings: list[float] | None = None) -> Iterator[dict[str, torch.Tensor]]:
+    """``{key: images}`` of samples of ``model`` (anything ``rendering.sampling.sample_latents`` takes),
+    in batches of ``batch`` seeds in the order of ``seeds``.
 
     ``options`` is a ``SamplingSpec``; sample ``seed`` gets the latent of that seed and the crops of
-    index ``seed``. ``labels``: a class label per seed (instead of ``options.class_label``); the seeds
-    are then sampled in batches of one label each (a seed's sample does not depend on its batch).
-    ``on_full(phi, images)`` sees each batch's field and whole images (e.g. to measure scale
-    consistency without sampling twice). ``timings`` gets the seconds each batch's sampler took (the
-    latents, not the decoder and the renders). ``order`` gets each batch's seeds as it is yielded (with
-    ``labels`` the batches go label by label, not in seed order).
+    index ``seed``. ``labels``: a class label per seed (instead of ``options.class_label``; one batch
+    may hold several, and a seed's sample does not depend on its batch). ``on_full(phi, images)`` sees
+    each batch's field and whole images (e.g. to measure scale consistency without sampling twice).
+    ``timings`` gets the seconds each batch's sampler took (the latents, not the decoder and the renders).
     """
     import time
 
     from ..rendering.engine import inference_renderer, render
     from ..rendering.sampling import sample_latents
 
+    if labels is not None and len(labels) != len(seeds):
+        raise ValueError(f"{len(labels)} labels for {len(seeds)} seeds")
     model = model.to(device).eval()
     renderer = inference_renderer(model.renderer)  # prepared once for every batch and crop
-    if labels is None:
-        chunks = [(seeds[i:i + batch], options) for i in range(0, len(seeds), batch)]
-    else:
-        if len(labels) != len(seeds):
-            raise ValueError(f"{len(labels)} labels for {len(seeds)} seeds")
-        chunks = []
-        for label in sorted(set(labels)):
-            group = [seed for seed, k in zip(seeds, labels) if k == label]
-            spec = dataclasses.replace(options, class_label=label)
-            chunks += [(group[i:i + batch], spec) for i in range(0, len(group), batch)]
-    for chunk, spec in tqdm(chunks, desc="FID samples", unit="batch", disable=not progress):
+    starts = range(0, len(seeds), batch)
+    for i in tqdm(starts, desc="FID samples", unit="batch", disable=not progress):
+        chunk = seeds[i:i + batch]
         start = time.perf_counter()
-        z = sample_latents(model, chunk, spec).to(device)
+        z = sample_latents(model, chunk, options, labels=None if labels is None else labels[i:i + batch]).to(device)
         if timings is not None:
             timings.append(time.perf_counter() - start)
-        if order is not None:
-            order.extend(chunk)
         phi = model.decode(z)
         full = render(renderer, phi, (settings.full_size,) * 2).clamp(-1, 1)
         if on_full is not None:

@@ -196,9 +196,9 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
     seeds = list(range(options.seed, options.seed + options.num_samples))
     sampling = options.sampling
     labels = train_labels(model, real_config, seeds) if options.train_labels else None
-    order, kept = [], []  # the seeds in the order they were sampled; their whole images, for the picture
+    kept = []  # the samples' whole images, in seed order, for the picture
     batches = fid_lib.sample_batches(model, seeds, settings, sampling, options.batch, options.device,
-                                     options.progress, on_full, labels, timings, order)
+                                     options.progress, on_full, labels, timings)
     if heldout and options.nearest_grid:
         batches = keeping_whole(batches, kept)
     fake = fid_lib.collect_features(batches, extractor, keep=True)
@@ -218,7 +218,7 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
         subset = first_n_fid(fake, real.stats, held.count, settings, options.sqrtm)
         if kept:
             full = fid_lib.FULL
-            nearest = nearest_figure(np.concatenate(kept), fake[full].features, order,
+            nearest = nearest_figure(np.concatenate(kept), fake[full].features, seeds,
                                      quantize(torch.cat([b[full] for b in real.images])), real.stats[full].features,
                                      options.real_views, memorisation["heldout_to_train"], options.nearest_count,
                                      options.nearest_grid)

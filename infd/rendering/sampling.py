@@ -56,14 +56,16 @@ def latent_shape(model: nn.Module) -> tuple[int, int, int]:
 def sample_latents(model: nn.Module, seeds: list[int], spec: SamplingSpec, *, cond_fn: Callable | None = None,
                    callback: Callable | None = None, canvas: tuple[int, int] | None = None,
                    windows: WindowSpec | None = None, boxes: tuple[LabelBox, ...] = (),
-                   on_windows: Callable[[int], None] | None = None) -> torch.Tensor:
+                   on_windows: Callable[[int], None] | None = None,
+                   labels: list[int] | None = None) -> torch.Tensor:
     """Latents ``z (len(seeds), z_channels, h, w)``, one per seed, on the model's device.
 
     Without a diffusion prior: ``z ~ N(0, I)``, drawn per seed (``torch.Generator().manual_seed``), so
     a seed gives the same sample in any batch and on any rank. With a prior the model's own
     ``sample_latents(noise, spec, rng=rng, cond_fn=cond_fn, callback=callback)`` turns that noise into
     samples, drawing the noise of stochastic steps from the same per-seed generators, and the class of
-    each seed from ``spec.labels`` (``--class seed``: seed s takes class s mod K).
+    each seed from ``spec.labels`` (``--class seed``: seed s takes class s mod K), or from ``labels`` (one
+    class per seed, e.g. the training photos' labels of ``tools/eval.py --sample-labels train``).
 
     ``canvas = (h, w)`` asks for latents larger than the trained size (``--canvas grow``), denoised jointly
     in windows (``windows``, label ``boxes``: ``infd.diffusion.windows``).
@@ -78,9 +80,12 @@ def sample_latents(model: nn.Module, seeds: list[int], spec: SamplingSpec, *, co
                              "need a sampler")
         return noise.to(next(model.parameters()).device)
     check_sampling(model, spec)
+    if labels is None:
+        labels = spec.labels(seeds, getattr(model, "num_classes", None))
+    elif len(labels) != len(seeds):
+        raise ValueError(f"{len(labels)} labels for {len(seeds)} seeds")
     joint = {} if canvas is None and windows is None and not boxes else dict(
         windows=windows, boxes=tuple(boxes), on_windows=on_windows)
-    labels = spec.labels(seeds, getattr(model, "num_classes", None))
     return model.sample_latents(noise, spec, rng=rng, cond_fn=cond_fn, callback=callback, labels=labels, **joint)
 
 
