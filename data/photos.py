@@ -12,6 +12,9 @@ Only photographs of scenes are listed; every other file of these sources was loo
 out (``EXCLUDED`` says why). The images stay where the packages put them and are never copied
 into the repository. Authors and licences: the Debian ``copyright`` files, Plasma's
 ``metadata.json`` per wallpaper, scikit-image's data docstrings, scikit-learn's images README.
+The other wallpaper packages of the archive hold no photographs: ``gnome-backgrounds`` 43.1 (SVG and
+WebP renders: adwaita, blobs, grid, licorice, pixels, truchet, wood, ...) and ``sway-backgrounds``
+(the Sway logo on blue).
 """
 from __future__ import annotations
 
