@@ -95,7 +95,7 @@ def test_explicit_labels_give_each_seed_its_own_class_in_one_batch():
     for i, (seed, label) in enumerate(((7, 2), (8, 0))):
         alone = sample_latents(bundle, [seed], SamplingSpec(steps=4, cfg_scale=2.0, class_label=label))
         torch.testing.assert_close(mixed[i:i + 1], alone, atol=1e-4, rtol=1e-4)
-    with pytest.raises(ValueError, match="1 labels for 2 seeds"):
+    with pytest.raises(ValueError, match="1 class labels for a batch of 2"):
         sample_latents(bundle, [7, 8], spec, labels=[2])
 
 

@@ -80,10 +80,8 @@ def sample_latents(model: nn.Module, seeds: list[int], spec: SamplingSpec, *, co
                              "need a sampler")
         return noise.to(next(model.parameters()).device)
     check_sampling(model, spec)
-    if labels is None:
+    if labels is None:  # explicit labels are checked by the bundle (count and range, label_cond)
         labels = spec.labels(seeds, getattr(model, "num_classes", None))
-    elif len(labels) != len(seeds):
-        raise ValueError(f"{len(labels)} labels for {len(seeds)} seeds")
     joint = {} if canvas is None and windows is None and not boxes else dict(
         windows=windows, boxes=tuple(boxes), on_windows=on_windows)
     return model.sample_latents(noise, spec, rng=rng, cond_fn=cond_fn, callback=callback, labels=labels, **joint)
