@@ -112,6 +112,8 @@ INVALID = [
     (["--checkpoint", "{bundle}", "--fid", "--train-data", "{train}", "--fid-sizes", "64", "--patch", "128"],
      "must fit in the smallest render size"),
     (["--checkpoint", "{bundle}", "--fid", "--train-data", "{train}", "--num-samples", "1"], "at least 2 samples"),
+    (["--checkpoint", "{bundle}", "--fid", "--train-data", "{train}", "--patch-crops", "0"],
+     "--patch-crops must be >= 1"),
     (["--data", "{tmp}/nothing-{{0..1}}.tar"], "--data: shard not found"),
     (["--data", "{empty}", "--no-lpips"], "no images found"),
     (["--checkpoint", "{corrupt}", "--no-lpips"], "cannot read checkpoint"),

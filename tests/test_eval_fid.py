@@ -55,6 +55,16 @@ def test_patch_regions_are_seeded_reproducible_and_inside():
         fid.FIDSettings(full_size=32, sizes=(64, 128), patch=96)
 
 
+def test_more_crops_per_image_keep_the_first_and_draw_new_ones():
+    one = fid.FIDSettings(full_size=32, sizes=(1024,), patch=256, seed=3)
+    three = dataclasses.replace(one, crops=3)
+    regions = fid.image_regions(three, 1024, [7, 8])
+    assert regions[::3] == fid.image_regions(one, 1024, [7, 8]) == [fid.patch_region(1024, 256, i, seed=3) for i in (7, 8)]
+    assert regions[1] == fid.patch_region(1024, 256, 7, seed=3, crop=1) and len(set(regions)) == 6
+    with pytest.raises(ValueError, match="--patch-crops must be >= 1"):
+        dataclasses.replace(one, crops=0)
+
+
 def test_real_crops_are_the_crops_of_the_resized_photo():
     data = png_bytes(photo(5, (72, 56)))
     config = eval_data_config("unused.tar", 32)
@@ -87,6 +97,39 @@ def test_sample_crops_are_crops_of_the_full_render_whatever_the_batch():
     torch.testing.assert_close(alone["full"][0], batches[0]["full"][1], rtol=0, atol=1e-5)
 
 
+def test_several_crops_per_sample_are_regions_of_its_render_sample_by_sample():
+    model = tiny_bundle()
+    settings = fid.FIDSettings(full_size=32, sizes=(48,), patch=16, seed=2, crops=3)
+    options = SamplingSpec(steps=2)
+    batch = next(fid.sample_batches(model, [3, 5], settings, options, batch=2))
+    assert batch["full"].shape[0] == 2 and batch[fid.patch_key(48)].shape == (6, 3, 16, 16)
+    with torch.no_grad():
+        full = render(model.renderer, model.decode(sample_latents(model, [5], options)), (48, 48)).clamp(-1, 1)
+    for k in range(3):  # seed 5's crops come after seed 3's
+        rows, cols = fid.patch_region(48, 16, 5, seed=2, crop=k).slices()
+        torch.testing.assert_close(batch[fid.patch_key(48)][3 + k], full[0, :, rows, cols], rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="5 regions for 2 fields"):
+        fid.render_crops(model.renderer, torch.zeros(2, 4, 8, 8), 48, [Region(0, 0, 16, 16)] * 5)
+
+
+def test_real_and_reconstructed_photos_give_their_crops_photo_by_photo():
+    autoencoder = tiny_autoencoder()
+    config = eval_data_config("unused.tar", autoencoder.config.input_size)
+    photos = [png_bytes(photo(i, (72, 56))) for i in (1, 2)]
+    settings = fid.FIDSettings(full_size=16, sizes=(48,), patch=16, seed=1, crops=2)
+    real = list(fid.real_batches(photos, settings, config, batch=2))[0]["patch@48"]
+    rec = list(fid.reconstructed_crops(autoencoder, photos, settings, config))
+    assert real.shape == (4, 3, 16, 16) and [tuple(b["patch@48"].shape) for b in rec] == [(2, 3, 16, 16)] * 2
+    with torch.no_grad():
+        x = photo_square(photos[1], autoencoder.config.input_size, config).unsqueeze(0)
+        full = render(autoencoder.renderer, autoencoder.decode(autoencoder.encode(x)), (48, 48)).clamp(-1, 1)
+    for k in range(2):  # photo 1's crops: the same regions of the photo and of its reconstruction
+        region = fid.patch_region(48, 16, 1, seed=1, crop=k)
+        torch.testing.assert_close(real[2 + k], photo_crop(photos[1], 48, region, config), rtol=0, atol=0)
+        rows, cols = region.slices()
+        torch.testing.assert_close(rec[1]["patch@48"][k], full[0, :, rows, cols], rtol=1e-4, atol=1e-4)
+
+
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     folder = tmp_path_factory.mktemp("shards")
@@ -105,6 +148,21 @@ def test_evaluate_fid_of_a_bundle_is_reproducible(shards):
     assert list(first["patch_fid"]) == ["48", "64"] and first["extractor"] == "TinyExtractor"
     assert all(v > 0 for v in [first["fid"], *first["patch_fid"].values()])
     assert first["sample_scale_consistency"] > 0 and first["seeds"] == "0-3"
+
+
+def test_patch_crops_multiply_the_patch_vectors_and_first_n_takes_as_many_as_the_held_out(shards):
+    from infd.eval.photos import load_photos
+
+    options = EvalOptions(fid=True, num_samples=5, fid_sizes=(48,), patch=16, sampling=SamplingSpec(steps=1),
+                          batch=3, lpips=False, patch_crops=3)
+    held = load_photos(eval_data_config(shards["val"], 32))
+    result = evaluate_fid(tiny_bundle(), shards["train"], options, extractor=TinyExtractor(), heldout=held,
+                          heldout_config=eval_data_config(shards["val"], 32))
+    assert result["patch_crops"] == 3 and result["references"]["counts"]["heldout"] == 2
+    one = evaluate_fid(tiny_bundle(), shards["train"], dataclasses.replace(options, patch_crops=1),
+                       extractor=TinyExtractor(), heldout=held, heldout_config=eval_data_config(shards["val"], 32))
+    assert one["patch_fid"]["48"] != result["patch_fid"]["48"] and one["fid"] == result["fid"]  # whole images: same
+    assert result["fid_first_n"]["count"] == 2 and result["fid_first_n"]["fid"] == one["fid_first_n"]["fid"]
 
 
 def test_evaluate_a_bundle_end_to_end_and_refuse_fid_of_an_autoencoder(shards, tmp_path):

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fid-sizes", type=int, nargs="+", default=[1024, 2048],
                    help="render sizes whose crops give patch-FID (default 1024 2048)")
     p.add_argument("--patch", type=int, default=256, help="patch-FID crop side in pixels (default 256)")
+    p.add_argument("--patch-crops", type=int, default=1,
+                   help="patch-FID crops per image (sample, photo or view) at each render size (default 1); a few "
+                        "hundred crops are fewer than Inception's 2048 dimensions, and their FID is biased upwards")
     p.add_argument("--full-size", type=int, help="size of whole images for FID (default: the encoder input)")
     p.add_argument("--seed", type=int, default=0, help="first sample seed, and the crop seed (default 0)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"sampling steps (default {DEFAULT_STEPS})")
@@ -155,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             lpips=not args.no_lpips, batch=args.batch, device=str(resolve_device(args.device)), fid=args.fid,
             num_samples=args.num_samples, num_real=args.num_real, real_views=args.real_views,
             kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, fid_sizes=tuple(args.fid_sizes),
-            full_size=args.full_size, patch=args.patch, seed=args.seed,
+            full_size=args.full_size, patch=args.patch, patch_crops=args.patch_crops, seed=args.seed,
             sampling=sampling,
             sampling_curve=tuple(sampling.with_text(text) for text in args.sampling_curve),
             train_labels=args.sample_labels == "train",

@@ -3,14 +3,18 @@
 Feature sets (each a ``FeatureStats`` of one feature extractor, Inception for the real metric):
 
 - ``full``: whole images at ``full_size`` (samples rendered at that size; photos' squares resized to it).
-- ``patch@R`` for each render size ``R`` (e.g. 1024 and 2048, as in the paper): one ``P x P`` crop per
-  image of the image at ``R x R``. Only the crop is rendered (``infd.rendering.engine.render`` of a
+- ``patch@R`` for each render size ``R`` (e.g. 1024 and 2048, as in the paper): ``crops`` ``P x P`` crops
+  per image of the image at ``R x R`` (default 1). A few hundred images give a few hundred crops, fewer
+  than Inception's 2048 dimensions: their covariance is rank-deficient and the FID biased upwards, the
+  more the fewer the crops; several crops per image give the paper's protocol (many random crops) from a
+  small set. Only the crop is rendered (``infd.rendering.engine.render`` of a
   region equals the same pixels of the full render) or resized (``photos.photo_crop``), so the cost is
   that of the crop, not of the ``R x R`` image.
 
-Crops are seeded: image ``i`` (a photo's index, or a sample's seed) at size ``R`` takes the crop drawn
-by ``random.Random("patch-fid/{seed}/{R}/{i}")``, so a sample's crop does not depend on its batch and
-a run reproduces exactly. The FID of a feature set is ``frechet.fid_of_stats`` of its two statistics.
+Crops are seeded: image ``i`` (a photo's index, or a sample's seed) at size ``R`` takes the crops drawn
+by ``random.Random("patch-fid/{seed}/{R}/{i}")`` (crop 0, the one crop of ``crops=1``) and
+``".../{i}/{k}"`` (crop ``k >= 1``), so a sample's crops do not depend on its batch, a run reproduces
+exactly and more crops keep the first ones. The FID of a feature set is ``frechet.fid_of_stats`` of its two statistics.
 """
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ class FIDSettings:
     sizes: tuple[int, ...] = (1024, 2048)
     patch: int = 256
     seed: int = 0  # of the crop positions
+    crops: int = 1  # crops per image at each render size
 
     def __post_init__(self):
         if self.full_size < 1 or self.patch < 1 or not self.sizes or min(self.sizes) < 1:
@@ -47,6 +52,8 @@ class FIDSettings:
                              f"patch {self.patch}")
         if self.patch > min(self.sizes):
             raise ValueError(f"the patch ({self.patch} px) must fit in the smallest render size ({min(self.sizes)})")
+        if self.crops < 1:
+            raise ValueError(f"--patch-crops must be >= 1, got {self.crops}")
 
     @property
     def keys(self) -> list[str]:
@@ -57,12 +64,17 @@ def patch_key(size: int) -> str:
     return f"patch@{size}"
 
 
-def patch_region(size: int, patch: int, index: int, seed: int = 0) -> Region:
-    """The seeded ``patch x patch`` crop of image ``index`` rendered at ``size x size``."""
+def patch_region(size: int, patch: int, index: int, seed: int = 0, crop: int = 0) -> Region:
+    """The seeded ``patch x patch`` crop number ``crop`` of image ``index`` rendered at ``size x size``."""
     if not 0 < patch <= size:
         raise ValueError(f"a {patch} px patch does not fit in a {size} px image")
-    rng = random.Random(f"patch-fid/{seed}/{size}/{index}")
+    rng = random.Random(f"patch-fid/{seed}/{size}/{index}" + (f"/{crop}" if crop else ""))
     return Region(rng.randint(0, size - patch), rng.randint(0, size - patch), patch, patch)
+
+
+def image_regions(settings: FIDSettings, size: int, indices: Iterable[int]) -> list[Region]:
+    """The ``settings.crops`` seeded regions of each image of ``indices`` at ``size``, image by image."""
+    return [patch_region(size, settings.patch, i, settings.seed, k) for i in indices for k in range(settings.crops)]
 
 
 def collect_features(batches: Iterable[dict[str, torch.Tensor]], extractor: Extractor,
@@ -81,8 +93,9 @@ def real_batches(photos: list[bytes], settings: FIDSettings, data_config, batch:
     """``{key: images}`` of the real photos: whole squares at ``full_size`` and the seeded crops.
 
     ``views = K``: each photo gives K random square views instead (``data.views``: crops at random
-    scales, seeded by the photo's index), resized to ``full_size``, and K seeded crops per render size
-    (image index ``i K + v``): the "real views" of a small photo set, as the latent cache sees them."""
+    scales, seeded by the photo's index), resized to ``full_size``, and the seeded crops of each view per
+    render size (image index ``i K + v``): the "real views" of a small photo set, as the latent cache sees
+    them. A photo's crops at ``R`` are ``photo_crop``s of one ``R x R`` resize of it."""
     for start in tqdm(range(0, len(photos), batch), desc="FID real photos", unit="batch", disable=not progress):
         chunk = [(i, decode_photo(p, data_config)) for i, p in enumerate(photos[start:start + batch], start)]
         if not views:
@@ -94,8 +107,8 @@ def real_batches(photos: list[bytes], settings: FIDSettings, data_config, batch:
                 decode=data_config.decode, kernel=data_config.patches.kernel)]) for i, _ in chunk])}
             indexed = [(i * views + v, p) for i, p in chunk for v in range(views)]
         for R in settings.sizes:
-            out[patch_key(R)] = torch.stack([photo_crop(p, R, patch_region(R, settings.patch, i, settings.seed),
-                                                        data_config) for i, p in indexed])
+            out[patch_key(R)] = torch.stack([photo_crop(p, R, region, data_config) for i, p in indexed
+                                             for region in image_regions(settings, R, [i])])
         yield out
 
 
@@ -120,28 +133,31 @@ def reconstructed_batches(autoencoder, batches: Iterable[dict[str, torch.Tensor]
 def reconstructed_crops(autoencoder, photos: list[bytes], settings: FIDSettings, data_config, views: int = 0,
                         device="cpu") -> Iterator[dict[str, torch.Tensor]]:
     """``{patch@R: images}`` of each photo's reconstruction: its square at the encoder input, encoded and
-    rendered only at the seeded crops of ``real_batches`` (the same regions, ``views`` per photo), so they
-    pair with the real crops the way a sample's crops do (a latent at the input size, rendered at R)."""
+    rendered only at the seeded crops of ``real_batches`` (the same regions of the same ``views`` per photo),
+    so they pair with the real crops the way a sample's crops do (a latent at the input size, rendered at R)."""
     from ..rendering.engine import inference_renderer
 
     renderer = inference_renderer(autoencoder.renderer)
     S = autoencoder.config.input_size
-    per_photo = max(views, 1)
     for i, photo in enumerate(photos):
         x = photo_square(photo, S, data_config).unsqueeze(0).to(device)
-        phi = autoencoder.decode(autoencoder.encode(x)).expand(per_photo, -1, -1, -1)
+        phi = autoencoder.decode(autoencoder.encode(x))
         indices = [i * views + v for v in range(views)] if views else [i]
-        yield {patch_key(R): render_crops(renderer, phi, R, [patch_region(R, settings.patch, k, settings.seed)
-                                                            for k in indices]) for R in settings.sizes}
+        yield {patch_key(R): render_crops(renderer, phi, R, image_regions(settings, R, indices))
+               for R in settings.sizes}
 
 
 @torch.no_grad()
 def render_crops(renderer, phi: torch.Tensor, size: int, regions: list[Region]) -> torch.Tensor:
-    """One region per sample of the virtual ``size x size`` images of ``phi (B, C, h, w)``: ``(B, 3, P, P)``."""
+    """``regions`` of the virtual ``size x size`` images of ``phi (B, C, h, w)``, the same number per image
+    (image by image, as ``image_regions`` lists them): ``(len(regions), 3, P, P)``."""
     from ..rendering.engine import render
 
-    return torch.cat([render(renderer, phi[i:i + 1], (size, size), region)
-                      for i, region in enumerate(regions)]).clamp(-1, 1)
+    if not regions or len(regions) % phi.shape[0]:
+        raise ValueError(f"{len(regions)} regions for {phi.shape[0]} fields: give the same number per field")
+    per = len(regions) // phi.shape[0]
+    return torch.cat([render(renderer, phi[j // per:j // per + 1], (size, size), region)
+                      for j, region in enumerate(regions)]).clamp(-1, 1)
 
 
 @torch.no_grad()
@@ -153,7 +169,7 @@ def sample_batches(model, seeds: list[int], settings: FIDSettings, options, batc
     in batches of ``batch`` seeds in the order of ``seeds``.
 
     ``options`` is a ``SamplingSpec``; sample ``seed`` gets the latent of that seed and the crops of
-    index ``seed``. ``labels``: a class label per seed (instead of ``options.class_label``; one batch
+    index ``seed`` (``settings.crops`` of them at each size, sample by sample). ``labels``: a class label per seed (instead of ``options.class_label``; one batch
     may hold several, and a seed's sample does not depend on its batch). ``on_full(phi, images)`` sees
     each batch's field and whole images (e.g. to measure scale consistency without sampling twice).
     ``timings`` gets the seconds each batch's sampler took (the latents, not the decoder and the renders).
@@ -180,8 +196,7 @@ def sample_batches(model, seeds: list[int], settings: FIDSettings, options, batc
             on_full(phi, full)
         out = {FULL: full}
         for R in settings.sizes:
-            regions = [patch_region(R, settings.patch, seed, settings.seed) for seed in chunk]
-            out[patch_key(R)] = render_crops(renderer, phi, R, regions)
+            out[patch_key(R)] = render_crops(renderer, phi, R, image_regions(settings, R, chunk))
         yield out
 
 

@@ -57,14 +57,20 @@ def _part(fid: dict, key: str) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
+def crops_text(fid: dict) -> str:
+    """"P px crops", with the count per image when there are several (``--patch-crops``)."""
+    crops = fid.get("patch_crops", 1)
+    return f"{fid['patch']} px crops" + (f" ({crops} per image)" if crops > 1 else "")
+
+
 def _sample_metrics(fid: dict) -> list[tuple[str, float | None]]:
     """``(name, value)`` of every sample metric of one ``evaluate_fid`` result, in table order."""
     rows = [(f"FID, whole images at {fid['full_size']}", fid["fid"]),
             (f"KID x 1000, whole images at {fid['full_size']}", None if fid.get("kid") is None else 1000 * fid["kid"])]
     for size, value in fid["patch_fid"].items():
         pk = fid.get("patch_kid", {}).get(size)
-        rows += [(f"patch-FID, {fid['patch']} px crops of {size} renders", value),
-                 (f"patch-KID x 1000, {fid['patch']} px crops of {size} renders", None if pk is None else 1000 * pk)]
+        rows += [(f"patch-FID, {crops_text(fid)} of {size} renders", value),
+                 (f"patch-KID x 1000, {crops_text(fid)} of {size} renders", None if pk is None else 1000 * pk)]
     mem = _part(fid, "memorisation")
     rows.append(("memorisation ratio (1 = as far from training as held-out photos)", mem["ratio"] if mem else None))
     if mem and "ratio_within" in mem:
@@ -134,7 +140,7 @@ def fid_lines(fid: dict) -> list[str]:
     lines.append(f"| whole images at {fid['full_size']} | {fid['fid']:.2f} | {kid_text} |")
     for size, value in fid["patch_fid"].items():
         pk = fid.get("patch_kid", {}).get(size)
-        lines.append(f"| {fid['patch']} px crops of {size} renders | {value:.2f} | "
+        lines.append(f"| {crops_text(fid)} of {size} renders | {value:.2f} | "
                      f"{'-' if pk is None else f'{1000 * pk:.2f}'} |")
     mem = _part(fid, "memorisation")
     if mem:
@@ -184,7 +190,7 @@ def reference_lines(fid: dict) -> list[str]:
     sizes = list(fid["patch_fid"])
     header = "| set | images | FID | KID x 1000 |" + "".join(f" patch-FID @{R} | patch-KID x 1000 @{R} |" for R in sizes)
     lines = [f"What these compare with (all vs the same real set; the whole images at {fid['full_size']}, "
-             f"{fid['patch']} px crops at each render size; a reconstructed crop is the photo's square encoded at the "
+             f"{crops_text(fid)} at each render size; a reconstructed crop is the photo's square encoded at the "
              "input size and rendered at the render size, as a sample is):", "", header,
              "|---|---|---|---|" + "---|---|" * len(sizes)]
 

@@ -57,6 +57,7 @@ class EvalOptions:
     fid_sizes: tuple[int, ...] = (1024, 2048)
     full_size: int | None = None
     patch: int = 256
+    patch_crops: int = 1  # patch-FID crops per image (sample, photo or view) at each render size
     seed: int = 0
     sampling: SamplingSpec = field(default_factory=SamplingSpec)  # how FID samples are drawn
     # more ways to sample the checkpoint's prior (sampler, steps, cfg scale), each measured by the same
@@ -97,7 +98,7 @@ class EvalOptions:
             if self.real_views < 0 or self.kid_subsets < 1 or self.kid_subset_size < 2:
                 raise ValueError(f"--real-views must be >= 0, --kid-subsets >= 1 and --kid-subset-size >= 2, got "
                                  f"{self.real_views}, {self.kid_subsets}, {self.kid_subset_size}")
-            fid_lib.FIDSettings(self.full_size or MIN_SIZE, tuple(self.fid_sizes), self.patch, self.seed)
+            self.fid_settings(MIN_SIZE)
             resolve_method(self.sqrtm)
         if self.nearest_count < 1:
             raise ValueError(f"--nearest must be at least 1, got {self.nearest_count}")
@@ -105,6 +106,11 @@ class EvalOptions:
             raise ValueError("--sampling-curve measures samples: it needs --fid")
         if self.train_labels and self.sampling.class_label is not None:
             raise ValueError("--sample-labels train gives every seed a label: drop --class")
+
+    def fid_settings(self, input_size: int) -> fid_lib.FIDSettings:
+        """The FID feature sets of these options for an encoder input of ``input_size``."""
+        return fid_lib.FIDSettings(self.full_size or input_size, tuple(self.fid_sizes), self.patch, self.seed,
+                                   self.patch_crops)
 
 
 def checkpoint_label(path: str | Path, model) -> str:
@@ -172,7 +178,7 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
     require_prior(model)
     shared = {} if shared is None else shared
     S = model.autoencoder.config.input_size
-    settings = fid_lib.FIDSettings(options.full_size or S, tuple(options.fid_sizes), options.patch, options.seed)
+    settings = options.fid_settings(S)
     if extractor is None:
         from .inception import InceptionFeatures
 
@@ -215,7 +221,7 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
         rec = shared[key]
         memorisation, memorisation_rec = memorisation_ratios(fake, real, held, rec, options.real_views)
         references = sample_references(held, real, rec, settings, options)
-        subset = first_n_fid(fake, real.stats, held.count, settings, options.sqrtm)
+        subset = first_n_fid(fake, real.stats, held, settings, options.sqrtm)
         if kept:
             full = fid_lib.FULL
             nearest = nearest_figure(np.concatenate(kept), fake[full].features, seeds,
@@ -229,7 +235,8 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
             "memorisation": memorisation, "memorisation_reconstructed": memorisation_rec, "nearest": nearest,
             "references": references, "fid_first_n": subset,
             "num_real_images": real.count, "real_views": options.real_views,
-            "full_size": settings.full_size, "patch": settings.patch, "crop_seed": settings.seed,
+            "full_size": settings.full_size, "patch": settings.patch, "patch_crops": settings.crops,
+            "crop_seed": settings.seed,
             "num_samples": len(seeds), "num_real": len(real.photos), "seeds": seeds_text(seeds),
             "sampler": sampling.sampler, "steps": sampling.steps, "cfg_scale": sampling.cfg_scale,
             "class_label": sampling.class_label,
@@ -255,14 +262,17 @@ def kid_vs_real(stats: FeatureStats, real: FeatureStats, options: EvalOptions) -
     return kid_lib.kid(stats.features, real.features, options.kid_subsets, options.kid_subset_size, options.seed)
 
 
-def first_n_fid(fake: dict, real: dict, n: int, settings, sqrtm: str) -> dict | None:
-    """FID per feature set of the first ``n`` samples only (``None`` unless ``2 <= n <`` the sample count):
-    FID's bias depends on the set size, so this is the figure to set beside a reference set of ``n``."""
+def first_n_fid(fake: dict, real: dict, held: RealSet, settings, sqrtm: str) -> dict | None:
+    """FID per feature set of the first ``n`` samples only, ``n`` the ``held`` image count (``None`` unless
+    ``2 <= n <`` the sample count): FID's bias depends on the set size, so this is the figure to set beside
+    the held-out reference (each feature set as many vectors as the held-out set has: ``n`` whole images,
+    the first ``n`` samples' crops)."""
+    n = held.count
     if not 2 <= n < fake[fid_lib.FULL].count:
         return None
     first = {key: FeatureStats(keep=False) for key in fake}
     for key, stats in fake.items():
-        first[key].add(stats.features[:n])
+        first[key].add(stats.features[:held.stats[key].count])
     table = fid_lib.fid_table(real, first, sqrtm)
     return {"count": n, "fid": table[fid_lib.FULL],
             "patch_fid": {str(R): table[fid_lib.patch_key(R)] for R in settings.sizes}}
