@@ -180,3 +180,26 @@ def test_lpips_starts_at_perceptual_start_step(lpips_net):
 def test_negative_perceptual_start_step_is_refused():
     with pytest.raises((ValueError, ConfigError), match="perceptual_start_step"):
         from_dict(AutoencoderLossConfig, {"perceptual_start_step": -1})
+
+
+def test_gan_min_scale_gives_both_gan_terms_only_the_magnified_patches(lpips_net):
+    loss, renderer, phi, real = _setup(lpips_net, gan_min_scale=1.5)
+    seen = []
+    loss.discriminator.register_forward_hook(lambda _m, args, _out: seen.append(args[0].detach().clone()))
+    fake = renderer(phi)
+    scale = torch.tensor([1.0, 3.0])  # patch 0 at about the input size, patch 1 magnified 3x
+    _, logs = loss.generator_loss(real, fake, torch.tensor(0.0), renderer.last_layer, step=0, scale=scale)
+    assert len(seen) == 1 and torch.equal(seen[0], fake[1:].detach())
+    total, _ = loss.generator_loss(real, fake, torch.tensor(0.0), renderer.last_layer, step=0,
+                                   scale=torch.tensor([1.0, 1.2]))
+    assert len(seen) == 1  # no patch magnified enough: no discriminator pass, the reconstruction terms alone
+    seen.clear()
+    d_loss, _ = loss.discriminator_loss(real, fake, step=0, scale=scale)
+    assert d_loss > 0 and [s.shape[0] for s in seen] == [1, 1] and torch.equal(seen[0], real[1:])
+    assert loss.discriminator_loss(real, fake, step=0, scale=torch.tensor([1.0, 1.0]))[0].item() == 0.0
+    everything = _setup(lpips_net)[0]  # the default, 0: every patch, no scale needed
+    assert everything.gan_rows(None, 2) is None
+    with pytest.raises(ValueError, match=r"gan_min_scale needs each patch's magnification, a \(2,\) tensor"):
+        loss.generator_loss(real, fake, torch.tensor(0.0), renderer.last_layer, step=0)
+    with pytest.raises(ConfigError, match="gan_min_scale must be >= 0"):
+        from_dict(AutoencoderLossConfig, {"gan_min_scale": -1})

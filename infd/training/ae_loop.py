@@ -142,16 +142,17 @@ def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool
             if config.channels_last:
                 inp = inp.contiguous(memory_format=torch.channels_last)
             coord, cell = batch["coord"].to(acc.device), batch["cell"].to(acc.device)
+            scale = batch["size"].to(acc.device).float() / inp.shape[-1]  # each patch's magnification
             run.samples_seen += inp.shape[0] * acc.num_processes
 
             with acc.autocast():
                 rgb, reg = model(inp, coord, cell)
                 rgb = crop_context(rgb, gt.shape[-2:])  # the loss sees the patch, not its context
-                g_loss, logs = loss_fn.generator_loss(gt, rgb, reg, unwrapped.renderer.last_layer, run.step)
+                g_loss, logs = loss_fn.generator_loss(gt, rgb, reg, unwrapped.renderer.last_layer, run.step, scale)
             ok, _ = run.update(g_loss, model, opt_g, ema)
             if ok and loss_fn.disc_active(run.step):
                 with acc.autocast():
-                    d_loss, d_logs = loss_fn.discriminator_loss(gt, rgb.detach(), run.step)
+                    d_loss, d_logs = loss_fn.discriminator_loss(gt, rgb.detach(), run.step, scale)
                 opt_d.zero_grad(set_to_none=True)
                 acc.backward(d_loss)
                 average_gradients(disc, acc)
