@@ -169,3 +169,43 @@ def test_init_from_committed_weights_continues_the_step_and_refuses_another_arch
                      str(weights), "--no-progress"], cwd=ROOT, timeout=240)
     assert out.returncode == 2 and out.stderr.strip().splitlines()[-1].startswith("error:"), out.stderr
     assert "mis-shaped" in out.stderr or "missing keys" in out.stderr or "unexpected" in out.stderr
+
+
+def test_gan_min_scale_above_every_patch_trains_without_a_discriminator_step(shards, tmp_path):
+    # patches here are magnified at most 64 / 32 = 2x: at gan_min_scale 3 no patch reaches the discriminator
+    loss = {"perceptual_weight": 0.0, "gan_weight": 0.5, "gan_start_step": 3, "disc_start_step": 0,
+            "gan_min_scale": 3.0, "reg_weight": 1e-6, "discriminator": {"base_channels": 8, "num_layers": 1}}
+    config = from_dict(AETrainConfig, tiny_config(shards, tmp_path / "run", max_steps=6, loss=loss))
+    result = train_autoencoder(config, progress=False)
+    rows = read_log(result.run_dir)
+    assert [r["step"] for r in rows] == list(range(1, 7))
+    assert not any("d_loss" in r for r in rows) and all(r["g_adv"] == 0 for r in rows)
+
+
+class _Ranks:
+    """An accelerator stand-in with ``num_processes`` ranks, of which ``others`` (beside this one) have rows."""
+
+    def __init__(self, num_processes: int, others: int):
+        self.num_processes, self.others, self.device = num_processes, others, "cpu"
+
+    def reduce(self, tensor, reduction):
+        return tensor + self.others if tensor.numel() == 1 else tensor
+
+    def backward(self, loss):
+        loss.backward()
+
+
+def test_discriminator_step_skips_only_when_no_rank_has_a_patch():
+    from infd.training.ae_loop import discriminator_step
+
+    disc = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(disc.parameters(), lr=1.0)
+    before = disc.weight.detach().clone()
+    none = torch.zeros(())  # what discriminator_loss returns when gan_min_scale leaves no patch
+    assert not discriminator_step(none, disc, opt, _Ranks(1, 0)) and disc.weight.grad is None
+    assert not discriminator_step(none, disc, opt, _Ranks(2, 0))
+    # another rank has patches: this one takes part in the step with zero gradients (same collectives)
+    assert discriminator_step(none, disc, opt, _Ranks(2, 1))
+    assert torch.equal(disc.weight.grad, torch.zeros_like(disc.weight)) and torch.equal(disc.weight, before)
+    assert discriminator_step(disc(torch.ones(2, 3)).mean(), disc, opt, _Ranks(1, 0))
+    assert not torch.equal(disc.weight, before)

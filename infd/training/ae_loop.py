@@ -90,6 +90,28 @@ def average_gradients(module: torch.nn.Module, acc):
             p.grad.copy_(acc.reduce(p.grad, reduction="mean"))
 
 
+def discriminator_step(d_loss: torch.Tensor, disc: torch.nn.Module, opt_d, acc) -> bool:
+    """One optimiser step of the discriminator on ``d_loss``; ``False`` (no step) when no rank has a patch for
+    it (``loss.gan_min_scale``: its ``d_loss`` is a constant zero). A rank without one adds zero gradients to
+    the average, so every rank takes the same step and the same collectives."""
+    has_rows = d_loss.requires_grad
+    any_rows = has_rows
+    if acc.num_processes > 1:
+        flag = torch.tensor(float(has_rows), device=acc.device)
+        any_rows = bool(acc.reduce(flag, reduction="sum").item() > 0)
+    if not any_rows:
+        return False
+    opt_d.zero_grad(set_to_none=True)
+    if has_rows:
+        acc.backward(d_loss)
+    else:
+        for p in disc.parameters():
+            p.grad = torch.zeros_like(p)
+    average_gradients(disc, acc)
+    opt_d.step()
+    return True
+
+
 def check_shards_exist(config: AETrainConfig) -> None:
     """``ConfigError`` (one line, on every rank alike) naming a local training or validation shard that is
     not there; remote and pipe URLs are left to the loader."""
@@ -153,11 +175,8 @@ def train_autoencoder(config: AETrainConfig, resume: bool = True, progress: bool
             if ok and loss_fn.disc_active(run.step):
                 with acc.autocast():
                     d_loss, d_logs = loss_fn.discriminator_loss(gt, rgb.detach(), run.step, scale)
-                opt_d.zero_grad(set_to_none=True)
-                acc.backward(d_loss)
-                average_gradients(disc, acc)
-                opt_d.step()
-                logs.update(d_logs)
+                if discriminator_step(d_loss, disc, opt_d, acc):
+                    logs.update(d_logs)
             run.step_done(lambda: {k: float(v) for k, v in logs.items()})
 
             if val_images and run.step % config.image_every == 0:
