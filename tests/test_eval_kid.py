@@ -203,22 +203,29 @@ def test_compared_bundles_are_measured_by_the_same_protocol(shards, tmp_path, mo
 
 def test_a_sampling_curve_measures_each_spec_against_the_same_references(shards, tmp_path):  # noqa: F811
     bundle = save_model(tiny_bundle(), tmp_path / "bundle.safetensors")
-    curve = (SamplingSpec().with_text("ddim:2"), SamplingSpec().with_text("dpmpp_2m:2:0.5"))
+    curve = (SamplingSpec().with_text("ddim:2"), SamplingSpec().with_text("dpmpp_2m:2:0.5"),
+             SamplingSpec().with_text("ddim:2:1:0.5"))
     options = EvalOptions(sizes=(16,), scales=(2,), fid=True, num_samples=6, fid_sizes=(32,), patch=16,
                           sampling=SamplingSpec("ddim", 1), sampling_curve=curve, lpips=False, kid_subsets=5)
     results = evaluate(bundle, shards["val"], options, train_data=shards["train"], extractor=TinyExtractor())
     rows = results["sampling_curve"]
     assert rows[0] is results["fid"]
-    assert [(r["sampler"], r["steps"], r["cfg_scale"]) for r in rows] == [("ddim", 1, 1.0), ("ddim", 2, 1.0),
-                                                                          ("dpmpp_2m", 2, 0.5)]
+    assert [(r["sampler"], r["steps"], r["cfg_scale"], r["eta"]) for r in rows] == [
+        ("ddim", 1, 1.0, None), ("ddim", 2, 1.0, None), ("dpmpp_2m", 2, 0.5, None), ("ddim", 2, 1.0, 0.5)]
     assert rows[1]["kid"] != rows[0]["kid"] and rows[1]["references"] == rows[0]["references"]
+    assert rows[3]["kid"] != rows[1]["kid"]  # eta 0.5, not the bundle's (0 or 1), samples differently
     assert all(r["sampler_seconds_per_sample"] > 0 for r in rows)
     table = [line for line in format_sections(results) if line.startswith("| ddim |") or line.startswith("| dpmpp_2m |")]
     assert len(table) == 3 and table[2].startswith("| dpmpp_2m | 2 | 0.5 |")
+    assert any(line.startswith("| ddim (eta 0.5) | 2 | 1 |") for line in format_sections(results))
     assert options.sampling_curve[1].class_label is None
     with pytest.raises(ValueError, match="SAMPLER:STEPS"):
         SamplingSpec().with_text("ddim")
     with pytest.raises(ValueError, match="unknown sampler"):
         SamplingSpec().with_text("euler:20")
+    with pytest.raises(ValueError, match="eta is DDIM's"):
+        SamplingSpec().with_text("dpmpp_2m:20:1:1")
+    with pytest.raises(ValueError, match="eta must be"):
+        SamplingSpec().with_text("ddim:20:1:-1")
     with pytest.raises(ValueError, match="needs --fid"):
         EvalOptions(sampling_curve=curve)

@@ -73,9 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "train (class-conditional priors: seed i takes the JSON label of training photo i mod N, "
                         "so the samples' classes follow the real set's; unconditional priors take none)")
     add_deprecated_alias(p, "--guidance", "--cfg-scale", dest="cfg_scale", type=float)
-    p.add_argument("--sampling-curve", nargs="+", default=[], metavar="SAMPLER:STEPS[:CFG]",
+    p.add_argument("--sampling-curve", nargs="+", default=[], metavar="SAMPLER:STEPS[:CFG[:ETA]]",
                    help="with --fid, also measure these ways of sampling the prior (e.g. ddim:20 dpmpp_2m:20 "
-                        "dpmpp_2m:30:1.5) by the same protocol: quality against the sampler's time per sample")
+                        "dpmpp_2m:30:1.5 ddim:50:3:1, the last DDIM with eta 1) by the same protocol: quality "
+                        "against the sampler's time per sample")
     p.add_argument("--nearest", type=int, default=16, metavar="N",
                    help="with --fid and held-out photos: OUT/nearest_train.png, the N samples nearest to a training "
                         "view beside it (default 16; 0: none)")

@@ -82,14 +82,17 @@ class SamplingSpec:
         return replace(config, name=self.sampler, steps=self.steps, guidance_scale=self.cfg_scale, **eta)
 
     def with_text(self, text: str) -> SamplingSpec:
-        """This spec with ``SAMPLER:STEPS`` or ``SAMPLER:STEPS:CFG`` of ``text`` (e.g. ``dpmpp_2m:20:1.5``),
-        the rest kept: one point of ``tools/eval.py --sampling-curve``."""
+        """This spec with ``SAMPLER:STEPS[:CFG[:ETA]]`` of ``text`` (e.g. ``dpmpp_2m:20:1.5``, or
+        ``ddim:50:3:1`` for DDIM with eta 1), the rest kept: one point of ``tools/eval.py --sampling-curve``."""
         parts = text.split(":")
         try:
-            if len(parts) not in (2, 3):
+            if len(parts) not in (2, 3, 4):
                 raise ValueError
             steps = int(parts[1])
-            cfg = float(parts[2]) if len(parts) == 3 else self.cfg_scale
+            cfg = float(parts[2]) if len(parts) >= 3 else self.cfg_scale
+            eta = float(parts[3]) if len(parts) == 4 else self.eta
         except ValueError:
-            raise SamplingError(f"--sampling-curve takes SAMPLER:STEPS or SAMPLER:STEPS:CFG, got {text!r}") from None
-        return replace(self, sampler=parts[0], steps=steps, cfg_scale=cfg)
+            raise SamplingError(f"--sampling-curve takes SAMPLER:STEPS[:CFG[:ETA]], got {text!r}") from None
+        if len(parts) == 4 and parts[0] != "ddim":
+            raise SamplingError(f"--sampling-curve: eta is DDIM's (ddim:STEPS:CFG:ETA), got {text!r}")
+        return replace(self, sampler=parts[0], steps=steps, cfg_scale=cfg, eta=eta)

@@ -222,7 +222,9 @@ def sampling_curve_lines(curve: list[dict]) -> list[str]:
              "|---|---|---|---|---|---|" + "---|---|" * len(sizes) + "---|"]
     for row in curve:
         mem = _part(row, "memorisation")
-        lines.append(f"| {row['sampler']} | {row['steps']} | {row['cfg_scale']:g} | "
+        eta = row.get("eta")  # None: the bundle's (DDIM's eta; the other samplers have none)
+        sampler = row["sampler"] if eta is None else f"{row['sampler']} (eta {eta:g})"
+        lines.append(f"| {sampler} | {row['steps']} | {row['cfg_scale']:g} | "
                      f"{row.get('sampler_seconds_per_sample', float('nan')):.3f} | {1000 * row['kid']:.2f} "
                      f"+- {1000 * row['kid_std']:.2f} | {row['fid']:.2f} |" + "".join(
                          f" {1000 * row['patch_kid'][R]:.2f} | {row['patch_fid'][R]:.2f} |" for R in sizes) +

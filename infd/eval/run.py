@@ -239,7 +239,7 @@ def evaluate_fid(model, train_data, options: EvalOptions, extractor=None, heldou
             "crop_seed": settings.seed,
             "num_samples": len(seeds), "num_real": len(real.photos), "seeds": seeds_text(seeds),
             "sampler": sampling.sampler, "steps": sampling.steps, "cfg_scale": sampling.cfg_scale,
-            "class_label": sampling.class_label,
+            "eta": sampling.eta, "class_label": sampling.class_label,
             "sample_labels": None if labels is None else {str(k): labels.count(k) for k in sorted(set(labels))},
             "extractor": getattr(extractor, "name", type(extractor).__name__), "train_data": str(train_data),
             "sqrtm": resolve_method(options.sqrtm),
