@@ -188,8 +188,8 @@ class _Ranks:
     def __init__(self, num_processes: int, others: int):
         self.num_processes, self.others, self.device = num_processes, others, "cpu"
 
-    def reduce(self, tensor, reduction):
-        return tensor + self.others if tensor.numel() == 1 else tensor
+    def reduce(self, tensor, reduction):  # "sum": the has-patches flag; "mean": this rank's gradients kept
+        return tensor + self.others if reduction == "sum" else tensor
 
     def backward(self, loss):
         loss.backward()
@@ -200,12 +200,13 @@ def test_discriminator_step_skips_only_when_no_rank_has_a_patch():
 
     disc = torch.nn.Linear(3, 1)
     opt = torch.optim.SGD(disc.parameters(), lr=1.0)
-    before = disc.weight.detach().clone()
+    before, bias = disc.weight.detach().clone(), disc.bias.detach().clone()
     none = torch.zeros(())  # what discriminator_loss returns when gan_min_scale leaves no patch
     assert not discriminator_step(none, disc, opt, _Ranks(1, 0)) and disc.weight.grad is None
     assert not discriminator_step(none, disc, opt, _Ranks(2, 0))
     # another rank has patches: this one takes part in the step with zero gradients (same collectives)
     assert discriminator_step(none, disc, opt, _Ranks(2, 1))
     assert torch.equal(disc.weight.grad, torch.zeros_like(disc.weight)) and torch.equal(disc.weight, before)
+    assert torch.equal(disc.bias.grad, torch.zeros_like(disc.bias)) and torch.equal(disc.bias, bias)
     assert discriminator_step(disc(torch.ones(2, 3)).mean(), disc, opt, _Ranks(1, 0))
     assert not torch.equal(disc.weight, before)
